@@ -1,0 +1,1 @@
+"""Modules bundled with pyhttpd, loaded with LoadModule like httpd's modules/*.so."""

@@ -1,0 +1,1 @@
+"""mod_session_repl: HTTP sessions for hosted applications, replicated across the cluster."""
