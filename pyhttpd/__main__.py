@@ -1,0 +1,7 @@
+"""`python -m pyhttpd` is the pyhttpd command."""
+
+import sys
+
+from pyhttpd.cli import main
+
+sys.exit(main())

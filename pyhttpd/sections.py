@@ -1,0 +1,135 @@
+"""Configuration sections (<Directory>, <Location>, <Files> and their Match forms) and the
+per-request walk that merges the matching ones, in httpd's order:
+
+1. <Directory> (not regex), shortest path first; 2. <DirectoryMatch>, in file order;
+3. <Files> and <FilesMatch> in file order; 4. <Location> and <LocationMatch> in file order.
+Sections of a virtual host apply after the main server's sections of the same kind.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+from pyhttpd.directive import Context
+
+if TYPE_CHECKING:
+    from pyhttpd.config import Config
+    from pyhttpd.server import Server
+
+KINDS = {
+    "directory": (Context.DIRECTORY, False),
+    "directorymatch": (Context.DIRECTORY, True),
+    "location": (Context.LOCATION, False),
+    "locationmatch": (Context.LOCATION, True),
+    "files": (Context.FILES, False),
+    "filesmatch": (Context.FILES, True),
+}
+
+
+class Section:
+    """One directory-type section and every module's per-dir config inside it."""
+
+    def __init__(
+        self, kind: str, pattern: str, file: str, line: int, regex: bool = False, within: str | None = None
+    ) -> None:
+        self.kind = kind  # "directory", "location" or "files"
+        self.pattern = pattern
+        self.file = file
+        self.line = line
+        self.regex = re.compile(pattern) if regex else None
+        self.dir_config: dict[str, Any] = {}
+        self.within = within  # <Files> inside <Directory>: only files of that directory
+        # <Directory /a/b/> counts 2 components for the shortest-first order.
+        self.depth = len([p for p in pattern.split("/") if p]) if kind == "directory" else 0
+
+    @property
+    def context(self) -> Context:
+        return {"directory": Context.DIRECTORY, "location": Context.LOCATION, "files": Context.FILES}[
+            self.kind
+        ]
+
+    def matches(self, value: str) -> bool:
+        """Whether a URL path (Location), a directory path (Directory) or a file name (Files) matches."""
+        if self.regex is not None:
+            return self.regex.search(value) is not None
+        if self.kind == "location":
+            p = self.pattern
+            if any(c in p for c in "*?["):
+                return fnmatch.fnmatchcase(value, p) or fnmatch.fnmatchcase(value, p.rstrip("/") + "/*")
+            if value == p or p == "/":
+                return True
+            if value.startswith(p):
+                return p.endswith("/") or value[len(p)] == "/"
+            return False
+        if self.kind == "directory":
+            p = self.pattern.rstrip("/") or "/"
+            if any(c in p for c in "*?["):
+                parts = value.rstrip("/").split("/")
+                depth = len(p.split("/"))
+                return fnmatch.fnmatchcase("/".join(parts[:depth]), p)
+            return p == "/" or value == p or value.startswith(p + "/")
+        return fnmatch.fnmatchcase(value, self.pattern)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.pattern} {self.file}:{self.line}>"
+
+
+def sections_of(server: Server, main: Server) -> list[Section]:
+    """The sections that apply to a server: the main server's, then the vhost's own."""
+    if server is main:
+        return list(main.sections)
+    return list(main.sections) + list(server.sections)
+
+
+class Walker:
+    """Precomputed section lists of one server, and the merge of a request's matching ones."""
+
+    def __init__(self, config: Config, server: Server) -> None:
+        self.config = config
+        all_sections = sections_of(server, config.main_server)
+        self.directories = sorted(
+            (s for s in all_sections if s.kind == "directory" and s.regex is None), key=lambda s: s.depth
+        )
+        self.directory_regex = [s for s in all_sections if s.kind == "directory" and s.regex is not None]
+        self.files = [s for s in all_sections if s.kind == "files"]
+        self.locations = [s for s in all_sections if s.kind == "location"]
+        self.defaults = server.lookup_defaults
+        self._cache: dict[tuple[int, ...], dict[str, Any]] = {}
+
+    def location_sections(self, uri: str) -> list[Section]:
+        return [s for s in self.locations if s.matches(uri)]
+
+    def directory_sections(self, filename: str) -> list[Section]:
+        """Directory, DirectoryMatch and Files sections matching a file system path."""
+        if not self.directories and not self.directory_regex and not self.files:
+            return []
+        directory = filename if os.path.isdir(filename) else os.path.dirname(filename)
+        found = [s for s in self.directories if s.matches(directory)]
+        found += [s for s in self.directory_regex if s.matches(directory)]
+        base = os.path.basename(filename)
+        found += [
+            s
+            for s in self.files
+            if s.matches(base)
+            and (s.within is None or directory == s.within or directory.startswith(s.within + "/"))
+        ]
+        return found
+
+    def merge(self, sections: list[Section]) -> dict[str, Any]:
+        """The server's defaults with each section's per-dir configs merged over them in order."""
+        key = tuple(id(s) for s in sections)
+        merged = self._cache.get(key)
+        if merged is not None:
+            return merged
+        merged = dict(self.defaults)
+        for section in sections:
+            for name, add in section.dir_config.items():
+                module = self.config.module_by_name[name]
+                base = merged.get(name)
+                merged[name] = add if base is None else module.merge_dir_config(base, add)
+        if len(self._cache) < 4096:
+            self._cache[key] = merged
+        return merged
