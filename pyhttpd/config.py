@@ -70,10 +70,7 @@ class Config:
         config = cls(file, server_root, defines, environ)
         reader = Reader(config, environ)
         pre = reader.read_text("\n".join(pre_directives), "-C") if pre_directives else []
-        if server_root is None and not os.path.isabs(file) and not os.path.exists(file):
-            path = os.path.join(config.server_root, file)
-        else:
-            path = file
+        path = config.resolve(file)  # a relative -f is relative to ServerRoot (-d), as httpd's
         nodes = reader.read_file(path, file)
         post = reader.read_text("\n".join(post_directives), "-c") if post_directives else []
         config.process(pre + nodes + post, config.main_server, None)
