@@ -81,10 +81,10 @@ def test_false_conditional_skips_unknown_directives_inside(tmp_path):
 
 def test_ifmodule_accepts_identifier_and_file_name(tmp_path):
     text = (
-        "LoadModule hello_module {root}/examples/mod_hello.py\n"
+        f"LoadModule hello_module {Path(__file__).resolve().parents[2]}/examples/mod_hello.py\n"
         "<IfModule hello_module>\nTimeout 11\n</IfModule>\n"
         "<IfModule mod_hello.c>\nKeepAliveTimeout 12\n</IfModule>\n"
-    ).format(root=Path(__file__).resolve().parents[2])
+    )
     c = load(tmp_path, text)
     assert c.main_server.core.timeout == 11
     assert c.main_server.core.keep_alive_timeout == 12
