@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pyhttpd.conftree import ConfigError
 from pyhttpd.directive import (
     Args,
     CmdParms,
@@ -25,8 +26,12 @@ from pyhttpd.directive import (
     set_seconds,
     set_str,
 )
-from pyhttpd.module import Module
+from pyhttpd.module import OK, Module
 from pyhttpd.server import Server
+
+if TYPE_CHECKING:
+    from pyhttpd.config import Config
+    from pyhttpd.hooks import Hooks
 
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug") + tuple(
     f"trace{i}" for i in range(1, 9)
@@ -89,6 +94,9 @@ class GlobalConfig:
     max_spare_threads: int = 250
     max_connections_per_child: int = 0
     graceful_shutdown_timeout: float = 0.0
+    ajp_secret: str | None = None
+    ajp_secret_required: bool = True
+    ajp_packet_size: int = 8192
 
 
 MAIN_DEFAULTS = CoreServerConfig(
@@ -289,7 +297,13 @@ class CoreModule(Module):
         Directive("MaxConnectionsPerChild", Args.TAKE1, GLOBAL, "connections a child serves before it exits (0: never)", _global("max_connections_per_child", _int_of(0)), "number", "0"),
         Directive("MaxRequestsPerChild", Args.TAKE1, GLOBAL, "old name of MaxConnectionsPerChild", _global("max_connections_per_child", _int_of(0)), "number"),
         Directive("GracefulShutdownTimeout", Args.TAKE1, GLOBAL, "seconds a graceful stop waits for children (0: forever)", _global("graceful_shutdown_timeout", lambda cmd, v: float(_int_of(0)(cmd, v))), "seconds", "0"),
+        Directive("AjpSecret", Args.TAKE1, GLOBAL, "secret every request on an ajp13 listener must carry (mod_jk's worker.X.secret)", _global("ajp_secret", lambda cmd, v: v), "secret"),
+        Directive("AjpSecretRequired", Args.FLAG, GLOBAL, "refuse to start an ajp13 listener without AjpSecret (CVE-2020-1938)", _global("ajp_secret_required", lambda cmd, v: v), "On|Off", "On"),
+        Directive("AjpPacketSize", Args.TAKE1, GLOBAL, "largest AJP13 packet on ajp13 listeners; must equal mod_jk's max_packet_size", _global("ajp_packet_size", _int_of(8192, 65536)), "bytes", "8192"),
     )
+
+    def register_hooks(self, hooks: Hooks) -> None:
+        hooks.register("check_config", _check_ajp_secret, module="core")
 
     def create_server_config(self, server: Server) -> CoreServerConfig:
         if server.is_virtual:
@@ -304,6 +318,23 @@ class CoreModule(Module):
         if base.error_documents and add.error_documents:
             merged.error_documents = {**base.error_documents, **add.error_documents}
         return merged
+
+
+def _check_ajp_secret(config: Config) -> int:
+    """An ajp13 listener without a secret lets anyone who reaches it forge requests and read
+    files: CVE-2020-1938 "Ghostcat". Like Tomcat's secretRequired, refuse to start."""
+    g = config.global_config
+    if g.ajp_secret_required and not g.ajp_secret:
+        for listen in g.listens:
+            if listen.protocol == "ajp13":
+                raise ConfigError(
+                    listen.file,
+                    listen.line,
+                    "Listen",
+                    f"the ajp13 listener {listen.address} needs AjpSecret (or AjpSecretRequired Off): "
+                    'an open AJP port is CVE-2020-1938 "Ghostcat"',
+                )
+    return OK
 
 
 def _choice(value: str, choices: tuple[str, ...]) -> str:
