@@ -1,0 +1,537 @@
+"""The lb worker's balancing core: member states, load values, sticky routing, recovery.
+
+Pure: no sockets and no clock. Every time is passed in as ``now`` (seconds since the
+epoch). The state of the members lives in a :class:`~modules.mod_jk.lb_shm.Balancer`, fixed
+size records in a buffer shared by all children, so a failed member is seen by every
+child at once and the balancing is fair across them. Every read-modify-write of those
+records happens under the balancer's lock. The rules are mod_jk's (``jk_lb_worker.c``).
+
+One request through an lb worker, as the caller drives it (attempt counting, pool
+acquisition and the sleeps between passes are the caller's)::
+
+    ids = session_ids(cookie_headers, raw_uri, cookie_name, path_name)
+    member = choose_member(lb, find_routes(...), now, exclude=failed_in_this_request)
+    record_start(lb, member, session=bool(ids))
+    ...forward the request over AJP13...
+    record_success(lb, member, read=n, transferred=m)   # or record_error(lb, member, now, kind)
+
+When ``choose_member`` finds nobody, the caller may call :func:`force_recovery` once and try
+again (mod_jk's "forcing recovery once"), then answer 503.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from .lb_shm import Balancer, MemberRecord
+
+# mod_jk starts global maintenance up to this many seconds early (JK_LB_MAINTAIN_TOLERANCE).
+MAINTAIN_TOLERANCE = 2
+
+
+class _Named(IntEnum):
+    """A numbered mod_jk setting or state whose members carry the name jkstatus shows."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> Self:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.text = text
+        return member
+
+    @classmethod
+    def parse(cls, value: str) -> Self:
+        """Read mod_jk's spelling: a member's first letter (any case) or its number."""
+        first = value.strip()[:1].upper()
+        for member in cls:
+            if first and first in (member.name[0], str(member.value)):
+                return member
+        choices = ", ".join(member.name[0] for member in cls)
+        raise ValueError(f"{value!r} is not one of {choices}")
+
+
+class State(_Named):
+    """A member's runtime state. The order matters: the usability tests compare values."""
+
+    IDLE = 0, "OK/IDLE"
+    OK = 1, "OK"
+    RECOVER = 2, "ERR/REC"
+    FORCE = 3, "ERR/FRC"
+    BUSY = 4, "OK/BUSY"
+    ERROR = 5, "ERR"
+    PROBE = 6, "ERR/PRB"
+
+
+class Activation(_Named):
+    """A member's configured activation: Active, Disabled (own sessions only), Stopped."""
+
+    ACTIVE = 0, "ACT"
+    DISABLED = 1, "DIS"
+    STOPPED = 2, "STP"
+
+
+class Method(_Named):
+    """How an lb worker measures load: Request, Traffic, Busyness, Sessions or Next."""
+
+    REQUESTS = 0, "Request"
+    TRAFFIC = 1, "Traffic"
+    BUSYNESS = 2, "Busyness"
+    SESSIONS = 3, "Sessions"
+    NEXT = 4, "Next"
+
+
+class Lock(_Named):
+    """An lb worker's locking: Optimistic or Pessimistic."""
+
+    OPTIMISTIC = 0, "Optimistic"
+    PESSIMISTIC = 1, "Pessimistic"
+
+
+class ErrorKind(Enum):
+    """How a request on a member failed, named after mod_jk's service results."""
+
+    CLIENT = "client"  # reading from or writing to the client failed: no failover
+    SERVER = "server"  # internal error on our side
+    PROTOCOL = "protocol"  # the backend sent an invalid AJP message
+    STATUS = "status"  # a negative fail_on_status code: fail the request only
+    STATUS_FATAL = "status_fatal"  # a positive fail_on_status code: the member is in error
+    REPLY_TIMEOUT = "reply_timeout"  # the backend took longer than reply_timeout
+    BACKEND = "backend"  # connect, send or receive failed
+
+
+def usable(state: State, activation: Activation) -> bool:
+    """Whether a member may take a request without a session of its own."""
+    return state <= State.FORCE and activation == Activation.ACTIVE
+
+
+def usable_sticky(state: State, activation: Activation) -> bool:
+    """Whether a member may take a request for one of its sessions (disabled ones may)."""
+    return state <= State.BUSY and activation != Activation.STOPPED
+
+
+def lb_mults(factors: Sequence[int]) -> list[int]:
+    """Each member's load multiplier: the lcm of all lbfactors divided by its own factor."""
+    common = math.lcm(*factors) if factors else 1
+    return [common // factor for factor in factors]
+
+
+def update_mult(lb: Balancer) -> None:
+    """Recompute every member's ``lb_mult`` after an lbfactor changed."""
+    with lb.lock:
+        for member, mult in zip(lb.members, lb_mults([m.lb_factor for m in lb.members]), strict=True):
+            member.lb_mult = mult
+
+
+def reset_lb_values(lb: Balancer) -> None:
+    """Forget the load history (after the method changed); Busyness keeps its live count."""
+    with lb.lock:
+        if lb.record.method != Method.BUSYNESS:
+            for member in lb.members:
+                member.lb_value = 0
+
+
+def session_ids(
+    cookie_headers: str | Iterable[str] | None,
+    uri: str,
+    session_cookie: str = "JSESSIONID",
+    session_path: str = ";jsessionid",
+) -> list[str]:
+    """The session ids of a request, as mod_jk looks for them.
+
+    ``uri`` is the request URI as received (it still carries ``;jsessionid=``). The path
+    parameter wins; otherwise every occurrence of the session cookie counts, in order.
+    """
+    from_path = _path_param(uri, session_path)
+    if from_path:
+        return [from_path]
+    if cookie_headers is None:
+        return []
+    headers = [cookie_headers] if isinstance(cookie_headers, str) else cookie_headers
+    return [value for header in headers for value in _cookie_values(header, session_cookie)]
+
+
+def route_of(session_id: str) -> str | None:
+    """The route a session id carries: everything after its first '.' (mod_jk's rule)."""
+    _, dot, route = session_id.partition(".")
+    return route if dot and route else None
+
+
+def find_routes(
+    cookie_headers: str | Iterable[str] | None,
+    uri: str,
+    session_cookie: str = "JSESSIONID",
+    session_path: str = ";jsessionid",
+) -> list[str]:
+    """The routes of all session ids of a request, in the order mod_jk tries them."""
+    ids = session_ids(cookie_headers, uri, session_cookie, session_path)
+    return [route for route in map(route_of, ids) if route]
+
+
+def find_route(
+    cookie_headers: str | Iterable[str] | None,
+    uri: str,
+    session_cookie: str = "JSESSIONID",
+    session_path: str = ";jsessionid",
+) -> str | None:
+    """The route of a request's session (``node1`` in ``JSESSIONID=ABC.node1``), or None."""
+    routes = find_routes(cookie_headers, uri, session_cookie, session_path)
+    return routes[0] if routes else None
+
+
+def _path_param(uri: str, name: str) -> str | None:
+    start = uri.find(name)
+    while start >= 0:
+        value_at = start + len(name)
+        if uri[value_at : value_at + 1] == "=":
+            value = uri[value_at + 1 :]
+            for stop in "?;/":
+                value = value.split(stop, 1)[0]
+            if value:
+                return value
+        start = uri.find(name, start + 1)
+    return None
+
+
+def _cookie_values(header: str, name: str) -> Iterator[str]:
+    start = header.find(name)
+    while start >= 0:
+        # The name must start a cookie, not end another one (XJSESSIONID).
+        if start == 0 or header[start - 1] in ";," or header[start - 1].isspace():
+            pos = start + len(name)
+            while pos < len(header) and header[pos].isspace():
+                pos += 1
+            if header[pos : pos + 1] == "=" and pos + 1 < len(header):
+                end = min((i for i in (header.find(";", pos), header.find(",", pos)) if i >= 0),
+                          default=len(header))
+                value = header[pos + 1 : end].strip()
+                if len(value) > 1 and value[0] == value[-1] == '"':
+                    value = value[1:-1]
+                if value:
+                    yield value
+                start = header.find(name, end)
+                continue
+        start = header.find(name, start + 1)
+
+
+class _Selection:
+    """One request's view of the members: shm states, overridden by local failures."""
+
+    def __init__(self, lb: Balancer, exclude: Collection[str],
+                 activations: Mapping[str, Activation] | None) -> None:
+        self.members = lb.members
+        self.states = [State.ERROR if m.name in exclude else m.state for m in lb.members]
+        overrides = activations or {}
+        self.activations = [overrides.get(m.name, m.activation) for m in lb.members]
+
+    def usable(self, i: int) -> bool:
+        return usable(self.states[i], self.activations[i])
+
+    def usable_sticky(self, i: int) -> bool:
+        return usable_sticky(self.states[i], self.activations[i])
+
+    def by_route(self, route: str) -> int:
+        return next((i for i, m in enumerate(self.members) if m.route == route), -1)
+
+    def best_in_domain(self, route_or_domain: str) -> int:
+        domain = route_or_domain.split(".", 1)[0]
+        best = -1
+        for i, member in enumerate(self.members):
+            if not member.domain or member.domain != domain or not self.usable(i):
+                continue
+            if best < 0 or _closer_or_lighter(member, self.members[best]):
+                best = i
+        return best
+
+
+def _closer_or_lighter(member: MemberRecord, best: MemberRecord) -> bool:
+    return member.distance < best.distance or (
+        member.distance == best.distance and member.lb_value < best.lb_value)
+
+
+def choose_member(
+    lb: Balancer,
+    route: str | Sequence[str] | None,
+    now: float,
+    exclude: Collection[str] = (),
+    *,
+    activations: Mapping[str, Activation] | None = None,
+    stateless: bool = False,
+) -> MemberRecord | None:
+    """Pick the member that serves a request, or None when no member can.
+
+    ``route`` is the session's route (or several, tried in order); it is ignored unless the
+    lb is sticky. ``exclude`` names members that already failed for this request. ``activations``
+    are the mapping's ``active=``/``disabled=``/``stopped=`` overrides, and a ``stateless`` request
+    ignores load values (round robin). The global maintenance runs first when it is due, as
+    mod_jk runs it on the request path. A member waiting for recovery becomes the probe.
+    """
+    maintain(lb, now)
+    with lb.lock:
+        view = _Selection(lb, exclude, activations)
+        chosen = _choose(lb, view, _routes(route) if lb.record.sticky_session else [], stateless)
+        if chosen is None:
+            return None
+        member = lb.members[chosen]
+        if member.state == State.RECOVER:
+            member.state = State.PROBE  # only this request probes it
+        return member
+
+
+def _routes(route: str | Sequence[str] | None) -> list[str]:
+    if route is None:
+        return []
+    return [route] if isinstance(route, str) else list(route)
+
+
+def _choose(lb: Balancer, view: _Selection, routes: list[str], stateless: bool) -> int | None:
+    if len(view.members) == 1:
+        if not view.usable_sticky(0):
+            return None
+        if view.activations[0] != Activation.DISABLED:
+            return 0
+    for route in routes:
+        found = _by_session_route(lb, view, route)
+        if found >= 0:
+            return found
+    if routes and lb.record.sticky_session_force:
+        return None
+    found = _best_by_value(lb, view, stateless)
+    if found < 0:
+        found = _failover(lb, view)
+    return found if found >= 0 else None
+
+
+def _by_session_route(lb: Balancer, view: _Selection, route: str) -> int:
+    candidate = view.by_route(route)
+    uses_domain = candidate < 0
+    if uses_domain:
+        candidate = view.best_in_domain(route)
+    if candidate < 0 or view.usable_sticky(candidate):
+        return candidate
+    member = view.members[candidate]
+    if lb.record.sticky_session_force:
+        return -1
+    if member.redirect:
+        candidate = view.by_route(member.redirect)
+    elif member.domain and not uses_domain:
+        candidate = view.best_in_domain(member.domain)
+    else:
+        return -1
+    return candidate if candidate >= 0 and view.usable_sticky(candidate) else -1
+
+
+def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
+    count = len(view.members)
+    offset = lb.record.next_offset
+    best = -1
+    for step in range(count):
+        i = (offset + step) % count
+        if not view.usable(i):
+            continue
+        member = view.members[i]
+        if best < 0 or member.distance < view.members[best].distance or (
+                not stateless and member.distance == view.members[best].distance
+                and member.lb_value < view.members[best].lb_value):
+            best = i
+    if best >= 0:
+        lb.record.next_offset = best + 1
+    return best
+
+
+def _failover(lb: Balancer, view: _Selection) -> int:
+    redirect = next((m.redirect for m in view.members if m.redirect), "")
+    return _by_session_route(lb, view, redirect) if redirect else -1
+
+
+def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless: bool = False) -> None:
+    """Count a request the member is about to serve.
+
+    ``session`` says whether the request carried a session id; Sessions and Next count only
+    requests without one (new sessions), and a ``stateless`` request is never a new session.
+    """
+    method = lb.record.method
+    new_session = not session and not stateless
+    with lb.lock:
+        lb.record.busy += 1
+        lb.record.max_busy = max(lb.record.max_busy, lb.record.busy)
+        member.busy += 1
+        member.max_busy = max(member.max_busy, member.busy)
+        member.elected += 1
+        if method in (Method.REQUESTS, Method.BUSYNESS) or (
+                new_session and method in (Method.SESSIONS, Method.NEXT)):
+            member.lb_value += member.lb_mult
+        if new_session:
+            member.sessions += 1
+
+
+def record_busy(lb: Balancer, member: MemberRecord) -> None:
+    """The member had no free connection: it is BUSY (unless already in error)."""
+    with lb.lock:
+        if member.state != State.ERROR:
+            member.state = State.BUSY
+
+
+def release_busy(lb: Balancer, member: MemberRecord) -> None:
+    """The member has a free connection again: a BUSY member goes back to OK."""
+    with lb.lock:
+        if member.state == State.BUSY:
+            member.state = State.OK
+
+
+def _finish(lb: Balancer, member: MemberRecord, read: int, transferred: int) -> None:
+    method = lb.record.method
+    if method == Method.TRAFFIC:
+        member.lb_value += (read + transferred) * member.lb_mult
+    elif method == Method.BUSYNESS:
+        member.lb_value = max(0, member.lb_value - member.lb_mult)
+    member.read += read
+    member.transferred += transferred
+    member.busy = max(0, member.busy - 1)
+    lb.record.busy = max(0, lb.record.busy - 1)
+    if member.state != State.ERROR:
+        member.state = State.OK
+
+
+def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferred: int = 0) -> None:
+    """The member served the request: it is OK and its error times are cleared.
+
+    ``read`` and ``transferred`` are the bytes received from and sent to the backend.
+    """
+    with lb.lock:
+        _finish(lb, member, read, transferred)
+        member.state = State.OK
+        member.first_error_time = 0.0
+        member.last_error_time = 0.0
+
+
+def record_error(
+    lb: Balancer,
+    member: MemberRecord,
+    now: float,
+    kind: ErrorKind,
+    read: int = 0,
+    transferred: int = 0,
+) -> State:
+    """The request failed on the member; returns the member's new global state.
+
+    The caller treats the member as failed for the rest of this request (``exclude``) in
+    every case; whether it also goes to ERROR for everybody follows mod_jk: at once for a
+    fatal status, after ``max_reply_timeouts`` reply timeouts, and for connection failures
+    when it has no other request in flight, when ``error_escalation_time`` is 0 or when its
+    first error is that old. Client, internal, protocol and soft status errors leave it as is.
+    """
+    with lb.lock:
+        _finish(lb, member, read, transferred)
+        if kind in (ErrorKind.CLIENT, ErrorKind.STATUS):
+            if kind == ErrorKind.CLIENT:
+                member.client_errors += 1
+            member.state = State.OK
+            member.first_error_time = 0.0
+            member.last_error_time = 0.0
+        elif kind == ErrorKind.STATUS_FATAL:
+            _mark_error(member, now)
+        elif kind == ErrorKind.REPLY_TIMEOUT:
+            member.reply_timeouts += 1
+            if member.reply_timeouts > lb.record.max_reply_timeouts:
+                _mark_error(member, now)
+        elif kind == ErrorKind.BACKEND:
+            member.errors += 1
+            escalation = lb.record.error_escalation_time
+            if (member.busy == 0 or escalation == 0 or (
+                    member.first_error_time > 0 and now - member.first_error_time >= escalation)):
+                member.state = State.ERROR
+            if member.first_error_time == 0:
+                member.first_error_time = now
+            member.last_error_time = now
+        return member.state
+
+
+def _mark_error(member: MemberRecord, now: float) -> None:
+    member.errors += 1
+    member.state = State.ERROR
+    member.first_error_time = now
+    member.last_error_time = now
+
+
+def force_recovery(lb: Balancer) -> list[str]:
+    """Give every member in ERROR one more chance (ERR/FRC); returns their names."""
+    with lb.lock:
+        return _force_recovery(lb)
+
+
+def _force_recovery(lb: Balancer) -> list[str]:
+    forced = []
+    for member in lb.members:
+        if member.state == State.ERROR:
+            member.reply_timeouts = 0
+            member.state = State.FORCE
+            forced.append(member.name)
+    return forced
+
+
+def maintain(lb: Balancer, now: float) -> bool:
+    """Run the lb's global maintenance if ``worker.maintain`` seconds passed; True if it ran.
+
+    Only one child runs it per interval (the last run's time is shared). It halves the load
+    values once per elapsed interval (Next subtracts the smallest instead, Busyness keeps its
+    live count), halves the reply timeout counters, moves members that have been in ERROR
+    longer than ``recover_time`` to ERR/REC with the highest load value (so they are not
+    flooded), escalates local errors older than ``error_escalation_time``, marks members that
+    got no request since the last run as OK/IDLE, and forces recovery if all are in error.
+    """
+    with lb.lock:
+        record = lb.record
+        interval = record.maintain_time
+        elapsed = now - record.last_maintain_time + MAINTAIN_TOLERANCE
+        if interval <= 0 or elapsed < interval:
+            return False
+        record.last_maintain_time = now
+        highest = _decay(lb, int(elapsed // interval))
+        if not _recover(lb, highest, now):
+            _force_recovery(lb)
+        return True
+
+
+def _decay(lb: Balancer, exponent: int) -> int:
+    method = lb.record.method
+    highest = 0
+    for member in lb.members:
+        if method not in (Method.BUSYNESS, Method.NEXT):
+            member.lb_value >>= exponent
+        if method != Method.BUSYNESS:
+            highest = max(highest, member.lb_value)
+        member.reply_timeouts >>= exponent
+    if method == Method.NEXT:
+        loads = [m.lb_value for m in lb.members if usable(m.state, m.activation)]
+        lowest = min(loads, default=0)
+        for member in lb.members:
+            member.lb_value = max(0, member.lb_value - lowest)
+    return highest
+
+
+def _recover(lb: Balancer, highest: int, now: float) -> int:
+    record = lb.record
+    not_in_error = 0
+    for member in lb.members:
+        if member.state == State.ERROR:
+            if now - member.last_error_time > record.recover_time:
+                if record.method != Method.BUSYNESS:
+                    member.lb_value = highest
+                member.reply_timeouts = 0
+                member.state = State.RECOVER
+                not_in_error += 1
+        elif (member.first_error_time > 0 and member.state != State.RECOVER
+              and now - member.first_error_time >= record.error_escalation_time):
+            member.state = State.ERROR
+        else:
+            not_in_error += 1
+            if member.state == State.OK and member.elected == member.elected_snapshot:
+                member.state = State.IDLE
+        member.elected_snapshot = member.elected
+        member.last_maintain_time = now
+    return not_in_error
