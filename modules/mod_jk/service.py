@@ -1,0 +1,332 @@
+"""One request as mod_jk's workers see it (mod_jk's ``jk_ws_service_t``).
+
+Built once per request from the pyhttpd Request, the server's Jk settings and the mapping
+rule that matched; an lb worker hands the same object to each member it tries. It holds
+the Forward Request every attempt sends, the request body state (the first body packet is
+kept so a retry can replay it; once the container asked for more, the request can no
+longer be retried) and the callbacks that put the container's response on the client
+connection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyhttpd.headers import Headers
+from pyhttpd.request import Request, RequestEntityTooLarge
+
+from .ajp13 import ForwardRequest, SendHeaders, encode_forward_request
+from .uri_map import RuleExtensions
+
+if TYPE_CHECKING:
+    from .module import JkServerConfig
+
+# Characters mod_jk's ForwardURIProxy leaves as they are (proxy-style path escaping).
+_PROXY_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$-_.+!*'(),;:@&=/~")
+# ap_escape_uri (ForwardURIEscaped) escapes ';' too.
+_ESCAPE_SAFE = _PROXY_SAFE - {ord(";")}
+# mod_jk reads chunked bodies this much short of a full packet, so a chunk size line fits.
+CHUNK_BUFFER_PAD = 12
+# The first body packet is kept for a retry on another backend, which may have the
+# smallest max_packet_size; so it is never larger than that backend could take.
+FIRST_BODY_CHUNK = 8192 - 6
+
+
+class ClientReadError(Exception):
+    """Reading the request body from the client failed."""
+
+
+class ClientWriteError(Exception):
+    """Writing the response to the client failed."""
+
+
+def escape_path(path: str, safe: frozenset[int] = _PROXY_SAFE) -> str:
+    """Percent-encode a decoded path's bytes outside ``safe`` (jk_canonenc / ap_escape_uri)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if all(b in safe for b in raw):
+        return path
+    return "".join(chr(b) if b in safe else f"%{b:02X}" for b in raw)
+
+
+@dataclass(eq=False)
+class ServiceRequest:
+    """The request a worker serves, and how its response reaches the client."""
+
+    r: Request
+    forward: ForwardRequest
+    worker_name: str
+    extensions: RuleExtensions = field(default_factory=RuleExtensions)
+    content_length: int = 0
+    is_chunked: bool = False
+    reply_timeout: int | None = None  # ms; None: the worker's
+    route: str | None = None  # JK_ROUTE, or the lb member's route
+    activation: str = "ACT"  # JK_LB_ACTIVATION sent to the container
+    flush_packets: bool = False
+    flush_header: bool = False
+    disable_reuse: bool = False
+    sticky_ignore: bool = False
+    stateless: bool = False
+    # request body state
+    content_read: int = 0
+    no_more_chunks: bool = False
+    first_body: bytes | None = None
+    body_requested: bool = False  # the container asked for body beyond the first packet
+    # response state
+    response_started: bool = False
+    response_blocked: bool = False  # use_server_errors: httpd answers with its own page
+    response_status: int = 0
+    body_bytes: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    _base_headers_out: list[tuple[str, str]] = field(default_factory=list)
+    _pre_attributes: list[tuple[str, str]] = field(default_factory=list)
+    _env_attributes: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, r: Request, conf: JkServerConfig, worker_name: str, extensions: RuleExtensions | None,
+        original_uri: str,
+    ) -> ServiceRequest:
+        """The service request for ``r`` as mod_jk's init_ws_service builds it.
+
+        ``original_uri`` is the decoded URI before mod_jk normalised it for mapping; it is
+        what ForwardURIProxy/Escaped/Compat forward.
+        """
+        env = r.subprocess_env
+        options = conf.effective_options
+        indicator = conf.indicator
+        c = r.connection
+        ext = extensions or RuleExtensions()
+
+        if "ForwardLocalAddress" in options:
+            remote_addr, remote_port = c.local_ip, "0"
+        else:
+            remote_addr, remote_port = c.remote_ip, str(c.remote_port)
+        remote_addr = env.get(indicator("remote_addr")) or remote_addr
+        remote_port = env.get(indicator("remote_port")) or remote_port
+        remote_host = env.get(indicator("remote_host")) or remote_addr
+
+        if "ForwardURICompatUnparsed" in options:
+            req_uri = r.unparsed_uri.split("?", 1)[0]
+        elif "ForwardURICompat" in options:
+            req_uri = original_uri
+        elif "ForwardURIEscaped" in options:
+            req_uri = escape_path(original_uri, _ESCAPE_SAFE)
+        else:
+            req_uri = escape_path(original_uri)
+
+        host_header = r.headers_in.get("Host")
+        server_name = env.get(indicator("local_name")) or r.hostname or r.server.server_hostname or c.local_ip
+        port_text = env.get(indicator("local_port"))
+        if port_text is None and host_header and not host_header.endswith("]") and ":" in host_header:
+            port_text = host_header.rsplit(":", 1)[1]
+        try:
+            server_port = int(port_text) if port_text else (r.server.port or c.local_port)
+        except ValueError:
+            server_port = r.server.port or c.local_port
+
+        content_length = 0
+        is_chunked = "chunked" in (r.headers_in.get("Transfer-Encoding") or "").lower()
+        if not is_chunked:
+            length = r.headers_in.get("Content-Length")
+            if length and length.strip().isdigit():
+                content_length = int(length)
+        if content_length > 0 and env.get(indicator("ignore_cl")) is not None:
+            content_length, is_chunked = 0, True
+
+        headers: list[tuple[str, str]] = []
+        need_length = not is_chunked and content_length == 0
+        for name, value in r.headers_in:
+            if name.lower() == "content-length":
+                if is_chunked:
+                    continue  # the body length is whatever the chunks add up to
+                need_length = False
+            headers.append((name, value))
+        if need_length:
+            # To AJP a missing Content-Length means a body of unknown, non-zero length.
+            headers.append(("content-length", "0"))
+
+        is_ssl = r.is_https
+        ssl_cert = ssl_cipher = ssl_session = ssl_protocol = None
+        ssl_key_size = None
+        if conf.extract_ssl is not False:
+            https = env.get(indicator("https"))
+            if https is not None:
+                is_ssl = https.lower() == "on"
+            if is_ssl:
+                ssl_cert = env.get(indicator("certs"))
+                if ssl_cert and "ForwardSSLCertChain" in options:
+                    prefix = indicator("certchain_prefix")
+                    chain = [v for k, v in env.items() if k.startswith(prefix)]
+                    ssl_cert = "\0".join([ssl_cert, *chain])
+                ssl_cipher = env.get(indicator("cipher"))
+                ssl_session = env.get(indicator("session"))
+                ssl_protocol = env.get(indicator("ssl_protocol"))
+                if "ForwardKeySize" in options and env.get(indicator("key_size"), "").isdigit():
+                    ssl_key_size = int(env[indicator("key_size")])
+
+        pre: list[tuple[str, str]] = []
+        if ssl_protocol:
+            pre.append(("AJP_SSL_PROTOCOL", ssl_protocol))
+        pre.append(("AJP_REMOTE_PORT", remote_port))
+        pre.append(("AJP_LOCAL_ADDR", env.get(indicator("local_addr")) or c.local_ip))
+        env_attributes: list[tuple[str, str]] = []
+        for name, default in (conf.env_vars or {}).items():
+            value = env.get(name, default)
+            if value is not None:
+                env_attributes.append((name, value))
+
+        forward = ForwardRequest(
+            method=r.method,
+            protocol=r.protocol,
+            req_uri=req_uri,
+            remote_addr=remote_addr,
+            remote_host=remote_host,
+            server_name=server_name,
+            server_port=server_port,
+            is_ssl=is_ssl,
+            headers=headers,
+            remote_user=env.get(indicator("remote_user")) or r.user or None,
+            auth_type=env.get(indicator("auth_type")) or r.ap_auth_type or None,
+            query_string=r.args,
+            ssl_cert=ssl_cert,
+            ssl_cipher=ssl_cipher,
+            ssl_session=ssl_session,
+            ssl_key_size=ssl_key_size,
+        )
+        s = cls(
+            r=r,
+            forward=forward,
+            worker_name=worker_name,
+            extensions=ext,
+            content_length=content_length,
+            is_chunked=is_chunked,
+            reply_timeout=ext.reply_timeout,
+            route=env.get("JK_ROUTE") or None,
+            flush_packets="FlushPackets" in options,
+            flush_header="FlushHeader" in options,
+            disable_reuse="DisableReuse" in options,
+            sticky_ignore=_env_flag(env.get("JK_STICKY_IGNORE"), ext.sticky_ignore),
+            stateless=_env_flag(env.get("JK_STATELESS"), ext.stateless),
+            _base_headers_out=r.headers_out.items(),
+            _pre_attributes=pre,
+            _env_attributes=env_attributes,
+        )
+        reply_timeout = env.get("JK_REPLY_TIMEOUT")
+        if reply_timeout is not None and reply_timeout.strip().isdigit():
+            s.reply_timeout = int(reply_timeout)
+        return s
+
+    # -- request -------------------------------------------------------------------------
+
+    def forward_packet(self, secret: str | None, max_packet_size: int) -> bytes:
+        """The Forward Request packet for one worker (its secret, the route, the activation).
+
+        Raises ajp13.AjpError when it does not fit in ``max_packet_size``.
+        """
+        forward = self.forward
+        forward.secret = secret
+        forward.route = self.route
+        forward.req_attributes = [
+            *self._pre_attributes, ("JK_LB_ACTIVATION", self.activation), *self._env_attributes
+        ]
+        return encode_forward_request(forward, max_packet_size)
+
+    @property
+    def has_body_left(self) -> bool:
+        """Whether body bytes may still be read from the client."""
+        if self.is_chunked:
+            return not self.no_more_chunks
+        return self.content_read < self.content_length
+
+    def read_body(self, size: int) -> bytes:
+        """Up to ``size`` request body bytes (fewer only at the end of the body).
+
+        Raises ClientReadError, or RequestEntityTooLarge beyond LimitRequestBody.
+        """
+        if self.is_chunked:
+            if self.no_more_chunks:
+                return b""
+            want = size - CHUNK_BUFFER_PAD if size > CHUNK_BUFFER_PAD else size
+        else:
+            want = size = min(size, self.content_length - self.content_read)
+        chunks: list[bytes] = []
+        got = 0
+        while got < want:
+            try:
+                data = self.r.read(size - got)
+            except RequestEntityTooLarge:
+                raise
+            except (OSError, ValueError) as e:
+                raise ClientReadError(str(e) or type(e).__name__) from None
+            if not data:
+                if self.is_chunked:
+                    self.no_more_chunks = True
+                    break
+                raise ClientReadError(f"the client sent {self.content_read + got} of "
+                                      f"{self.content_length} body bytes")
+            chunks.append(data)
+            got += len(data)
+        self.content_read += got
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def read_first_body(self) -> bytes:
+        """The first body packet's data, read once and kept for retries."""
+        if self.first_body is None:
+            self.first_body = self.read_body(FIRST_BODY_CHUNK)
+        return self.first_body
+
+    # -- response ------------------------------------------------------------------------
+
+    def start_response(self, msg: SendHeaders) -> None:
+        """Take the container's status and headers (not yet sent to the client)."""
+        r = self.r
+        self.response_started = True
+        self.response_status = msg.status
+        r.status = msg.status
+        r.status_line = f"{msg.status} {msg.reason or msg.status}"
+        headers = Headers(self._base_headers_out)
+        for name, value in msg.headers:
+            if name.lower() == "content-type":
+                r.content_type = value
+            else:
+                headers.add(name, value)
+        r.headers_out = headers
+        threshold = self.extensions.use_server_errors
+        if threshold and msg.status >= threshold:
+            self.response_blocked = True
+            # httpd's own error page still needs the challenge of a 401.
+            for value in headers.get_all("WWW-Authenticate"):
+                r.err_headers_out.add("WWW-Authenticate", value)
+        elif self.flush_header:
+            self.flush()
+
+    def write(self, data: bytes) -> None:
+        """Send response body bytes to the client; raises ClientWriteError."""
+        if self.response_blocked:
+            return
+        try:
+            self.r.write(data)
+        except (OSError, ValueError) as e:
+            raise ClientWriteError(str(e) or type(e).__name__) from None
+        self.body_bytes += len(data)
+        if self.flush_packets:
+            self.flush()
+
+    def flush(self) -> None:
+        """Push what was written to the client (a zero-length Send Body Chunk asks for it)."""
+        if self.response_blocked or not self.response_started:
+            return
+        try:
+            self.r.flush()
+        except (OSError, ValueError) as e:
+            raise ClientWriteError(str(e) or type(e).__name__) from None
+
+
+def _env_flag(value: str | None, default: bool) -> bool:
+    """JK_STICKY_IGNORE / JK_STATELESS: set and empty or a non-zero number means on."""
+    if value is None:
+        return default
+    value = value.strip()
+    return not value or (value.lstrip("-").isdigit() and int(value) != 0)

@@ -1,0 +1,74 @@
+"""The workers of one configuration (mod_jk's worker container, ``jk_worker.c``).
+
+Built from the workers.properties of a generation: one object per worker, lb members
+included; only the workers of ``worker.list`` can be mapped to URIs. Maintenance (pool
+recycling, interval CPings) runs at most every ``worker.maintain`` seconds, on the request
+path or from the JkWatchdogInterval thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Protocol
+
+from .ajp_worker import AjpWorker, ServiceResult
+from .service import ServiceRequest
+from .workers import WorkersConfig
+
+
+class Worker(Protocol):
+    """What the handler needs of a worker of any type."""
+
+    name: str
+    type: str
+    log: Any
+
+    def service(self, s: ServiceRequest) -> ServiceResult: ...
+
+    def maintain(self, now: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WorkerRegistry:
+    """Every worker of a workers.properties, by name."""
+
+    def __init__(self, workers: WorkersConfig, log: Any = None) -> None:
+        self.config = workers
+        self.log = log
+        self.maintain_interval = workers.maintain
+        self.last_maintain = time.monotonic()
+        self.all: dict[str, Worker] = {}
+        for name, spec in workers.workers.items():
+            if spec.type == "ajp13":
+                self.all[name] = AjpWorker(name, spec.properties, log)
+        self.mappable = {name: self.all[name] for name in workers.worker_list if name in self.all}
+
+    def set_log(self, log: Any) -> None:
+        """The JkLogFile the workers write to."""
+        self.log = log
+        for worker in self.all.values():
+            worker.log = log
+
+    def get(self, name: str) -> Worker | None:
+        """The worker called ``name`` when it may serve mapped requests (it is in worker.list)."""
+        return self.mappable.get(name)
+
+    def maintain_due(self, now: float) -> bool:
+        """Run maintenance if worker.maintain seconds passed since the last run (``now`` is
+        time.monotonic()); True if it ran."""
+        if self.maintain_interval <= 0 or now - self.last_maintain < self.maintain_interval:
+            return False
+        self.maintain(now)
+        return True
+
+    def maintain(self, now: float) -> None:
+        """Maintain every worker now."""
+        self.last_maintain = now
+        for worker in self.all.values():
+            worker.maintain(now)
+
+    def close(self) -> None:
+        """Close every pooled connection (the child is stopping)."""
+        for worker in self.all.values():
+            worker.close()
