@@ -62,6 +62,7 @@ CHILD_EXIT_INIT = 3
 """Exit status of a child that could not start serving (a child_init hook failed...)."""
 
 _graceful_stop = False
+_early_stop: list[bool] = []
 
 
 def graceful_stop_requested() -> bool:
@@ -95,8 +96,10 @@ def _reset_signals(single_process: bool) -> None:
     # The master's wake-up pipe and handlers are not this process's business; the terminal's
     # Ctrl-C, hang-up and resize go to the master, which decides.
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD):
+    for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    # A graceful stop asked for while the child is still starting is honoured once it serves.
+    signal.signal(signal.SIGUSR1, lambda *_: _early_stop.append(True))
     for sig in (signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_DFL if single_process else signal.SIG_IGN)
@@ -180,6 +183,8 @@ class _Child:
         if self.single_process:
             gevent.signal_handler(signal.SIGINT, self.stop, False)
         gevent.spawn(self._watch)
+        if _early_stop:
+            self.stop(True)
         self.stop_event.wait()
         while self.graceful and len(self.pool):
             self.pool.join(timeout=0.2)

@@ -583,6 +583,8 @@ class Master:
                 f"child pid {child.pid} died before it served ({self.startup_failures} in a "
                 f"row); starting no new child for {delay:g} s",
             )
+            if child.generation == self.generation and not child.quiescing:
+                self.remaining_children_to_start += 1
             return
         current = child.generation == self.generation
         if crashed and current and not child.quiescing:
