@@ -303,7 +303,12 @@ class CoreModule(Module):
     )
 
     def register_hooks(self, hooks: Hooks) -> None:
+        # Imported here: both import pyhttpd.log, which imports this module.
+        from pyhttpd import default_handler, mapping
+
         hooks.register("check_config", _check_ajp_secret, module="core")
+        mapping.register_hooks(hooks)
+        default_handler.register_hooks(hooks)
 
     def create_server_config(self, server: Server) -> CoreServerConfig:
         if server.is_virtual:
