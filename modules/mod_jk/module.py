@@ -565,10 +565,12 @@ class JkModule(Module):
             if s.body_bytes == 0 and not r.headers_sent and r.status >= 400 and r.method != "HEAD":
                 if log is not None:
                     log.log("info", f"No body with status={r.status} for worker={worker_name}", "jk_handler")
+                r.status_line = None
                 return r.status
             if not r.headers_sent:
                 r.send_headers()
             return OK
+        r.status_line = None  # a failed attempt may have left the container's
         if log is not None:
             log.log("error" if result.outcome is not Outcome.CLIENT_ERROR else "info", result.message,
                     "ajp_service")

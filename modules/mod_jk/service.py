@@ -121,10 +121,12 @@ class ServiceRequest:
         port_text = env.get(indicator("local_port"))
         if port_text is None and host_header and not host_header.endswith("]") and ":" in host_header:
             port_text = host_header.rsplit(":", 1)[1]
+        # As httpd's ap_get_server_port: the Host header's port, ServerName's, the default.
+        default_port = r.server.port or (443 if r.is_https else 80)
         try:
-            server_port = int(port_text) if port_text else (r.server.port or c.local_port)
+            server_port = int(port_text) if port_text else default_port
         except ValueError:
-            server_port = r.server.port or c.local_port
+            server_port = default_port
 
         content_length = 0
         is_chunked = "chunked" in (r.headers_in.get("Transfer-Encoding") or "").lower()
@@ -285,7 +287,9 @@ class ServiceRequest:
         self.response_started = True
         self.response_status = msg.status
         r.status = msg.status
-        r.status_line = f"{msg.status} {msg.reason or msg.status}"
+        reason = msg.reason.strip()
+        # Tomcat sends the number itself when it has no reason phrase: use httpd's then.
+        r.status_line = f"{msg.status} {reason}" if reason and reason != str(msg.status) else None
         headers = Headers(self._base_headers_out)
         for name, value in msg.headers:
             if name.lower() == "content-type":
