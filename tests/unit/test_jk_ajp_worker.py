@@ -322,3 +322,31 @@ def test_pool_exhausted_answers_503_after_the_acquire_timeout(tmp_path):
         release.set()
         first.join()
     assert client.status == 503
+
+
+def test_ping_mode_a_probes_on_connect_and_before_each_request(tmp_path):
+    with FakeContainer() as tomcat:
+        config = jk_config(tmp_path, ajp_worker(tomcat.port, ping_mode="A"))
+        serve(config, "GET /a")
+        serve(config, "GET /b")
+        # connect, then prepost before the second request (the first ran on the new connection)
+        assert (tomcat.connections, tomcat.cpings) == (1, 2)
+
+
+def test_watchdog_thread_runs_maintenance_without_requests(tmp_path):
+    workers = "worker.maintain=1\n" + ajp_worker(
+        8009, connection_pool_size=2, connection_pool_minsize=0, connection_pool_timeout=1)
+    with FakeContainer() as tomcat:
+        config = jk_config(tmp_path, workers.replace("port=8009", f"port={tomcat.port}"),
+                           "JkMount /* node1\nJkWatchdogInterval 1")
+        serve(config, "GET /a")
+        worker = config.main_server.module_config["jk_module"].state.registry.get("node1")
+        assert worker.pool.connected == 1
+        config.hooks.run_void("child_init", config)
+        try:
+            deadline = time.monotonic() + 5
+            while worker.pool.connected and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            config.hooks.run_void("child_stopping", config, False)
+        assert worker.pool.connected == 0
