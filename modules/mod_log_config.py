@@ -1,0 +1,495 @@
+"""mod_log_config: access logs with LogFormat, CustomLog and TransferLog, in httpd's formats.
+
+A format is compiled once, when the config is read; a log line is one write(2) on a file
+opened with O_APPEND, so lines from every child of every generation land whole. The master
+opens the files in post_config and the children inherit them; a restart opens them again
+(a rotated file is picked up) while children of the old generation finish their requests
+writing to the descriptors they have, so no line is lost across a graceful restart.
+
+Format codes are httpd's: %a %A %b %B %C %D %e %f %h %H %i %k %l %L %m %n %o %p %P %q %r
+%R %s %t %T %u %U %v %V %X and %%, with the `{argument}`, `<`/`>` (original or final request
+of an internal redirect) and status-condition (`%400,501{Referer}i`, `%!200i`) modifiers.
+As httpd, %s %U %T %D %r look at the original request and the others at the final one.
+Strings are escaped as httpd's ap_escape_logitem: `"` and `\\` get a backslash, control
+and non-ASCII bytes become \\xhh.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pyhttpd.config import Config
+from pyhttpd.conftree import ConfigError
+from pyhttpd.directive import Args, CmdParms, Context, Directive, DirectiveError
+from pyhttpd.hooks import Hooks
+from pyhttpd.module import OK, Module
+from pyhttpd.request import Request
+from pyhttpd.server import Server
+
+COMMON = '%h %l %u %t "%r" %>s %b'
+COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
+PREDEFINED = {"common": COMMON, "combined": COMBINED}
+ORIGINAL_BY_DEFAULT = frozenset("sUTDr")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# -- escaping ---------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group(0)
+    special = _ESCAPES.get(c)
+    if special is not None:
+        return special
+    code = ord(c)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return "".join(f"\\x{b:02x}" for b in c.encode("utf-8"))
+
+
+def escape_logitem(value: str) -> str:
+    """A string safe to put between quotes in a log line (ap_escape_logitem)."""
+    if _UNSAFE.search(value) is None:
+        return value
+    return _UNSAFE.sub(_escape_char, value)
+
+
+# -- format codes -----------------------------------------------------------------------
+
+_clf_cache: tuple[int, str] = (-1, "")
+
+
+def clf_time(seconds: float) -> str:
+    """[10/Oct/2000:13:55:36 -0700], local time (cached for the current second)."""
+    global _clf_cache
+    whole = int(seconds)
+    if _clf_cache[0] == whole:
+        return _clf_cache[1]
+    t = time.localtime(whole)
+    offset = t.tm_gmtoff // 60
+    sign = "-" if offset < 0 else "+"
+    offset = abs(offset)
+    text = (
+        f"[{t.tm_mday:02d}/{MONTHS[t.tm_mon - 1]}/{t.tm_year}:{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        f" {sign}{offset // 60:02d}{offset % 60:02d}]"
+    )
+    _clf_cache = (whole, text)
+    return text
+
+
+def _time(r: Request, arg: str | None) -> str:
+    if not arg:
+        return clf_time(r.request_time)
+    seconds = r.request_time
+    if arg.startswith("end:"):
+        seconds, arg = time.time(), arg[4:]
+    elif arg.startswith("begin:"):
+        arg = arg[6:]
+    if arg == "sec":
+        return str(int(seconds))
+    if arg == "msec":
+        return str(int(seconds * 1000))
+    if arg == "usec":
+        return str(int(seconds * 1_000_000))
+    if arg == "msec_frac":
+        return f"{int(seconds * 1000) % 1000:03d}"
+    if arg == "usec_frac":
+        return f"{int(seconds * 1_000_000) % 1_000_000:06d}"
+    return escape_logitem(time.strftime(arg, time.localtime(seconds)))
+
+
+def _elapsed(r: Request, arg: str | None) -> str:
+    seconds = time.perf_counter() - r.start
+    if arg == "ms":
+        return str(int(seconds * 1000))
+    if arg == "us":
+        return str(int(seconds * 1_000_000))
+    return str(int(seconds))
+
+
+def _port(r: Request, arg: str | None) -> str:
+    c = r.connection
+    if arg == "local":
+        return str(c.local_port)
+    if arg == "remote":
+        return str(c.remote_port)
+    return str(r.server.port or c.local_port)
+
+
+def _pid(r: Request, arg: str | None) -> str:
+    if arg == "tid":
+        return str(threading.get_ident())
+    if arg == "hextid":
+        return f"{threading.get_ident():x}"
+    return str(os.getpid())
+
+
+def _header_out(r: Request, name: str | None) -> str | None:
+    assert name is not None
+    lname = name.lower()
+    if lname == "content-type" and r.content_type:
+        value: str | None = r.content_type.split(";", 1)[0].strip()
+    elif lname == "set-cookie":
+        value = r.headers_out.get_joined(name)
+    else:
+        value = r.headers_out.get(name)
+    return None if value is None else escape_logitem(value)
+
+
+def _cookie(r: Request, name: str | None) -> str | None:
+    for header in r.headers_in.get_all("Cookie"):
+        for pair in header.split(";"):
+            key, eq, value = pair.strip().partition("=")
+            if eq and key == name:
+                return escape_logitem(value)
+    return None
+
+
+def _optional(value: object) -> str | None:
+    return None if value is None else escape_logitem(str(value))
+
+
+def _user(r: Request, arg: str | None) -> str | None:
+    if r.user is None:
+        return None
+    return escape_logitem(r.user) if r.user else '""'
+
+
+def _connection_status(r: Request, arg: str | None) -> str:
+    if r.connection.aborted:
+        return "X"
+    return "+" if r.keepalive else "-"
+
+
+Code = Callable[[Request, "str | None"], "str | None"]
+CODES: dict[str, Code] = {
+    "a": lambda r, a: r.connection.remote_ip,
+    "A": lambda r, a: r.connection.local_ip,
+    "b": lambda r, a: str(r.bytes_sent) if r.bytes_sent else None,
+    "B": lambda r, a: str(r.bytes_sent),
+    "C": _cookie,
+    "D": lambda r, a: str(int((time.perf_counter() - r.start) * 1_000_000)),
+    "e": lambda r, a: _optional(r.subprocess_env.get(a or "")),
+    "f": lambda r, a: _optional(r.filename),
+    "h": lambda r, a: r.connection.remote_ip,
+    "H": lambda r, a: escape_logitem(r.protocol),
+    "i": lambda r, a: _optional(r.headers_in.get_joined(a or "")),
+    "k": lambda r, a: str(r.connection.keepalives),
+    "l": lambda r, a: None,
+    "L": lambda r, a: None,
+    "m": lambda r, a: escape_logitem(r.method),
+    "n": lambda r, a: _optional(r.notes.get(a or "")),
+    "o": _header_out,
+    "p": _port,
+    "P": _pid,
+    "q": lambda r, a: escape_logitem(f"?{r.args}") if r.args else "",
+    "r": lambda r, a: escape_logitem(r.the_request),
+    "R": lambda r, a: _optional(r.handler),
+    "s": lambda r, a: str(r.status),
+    "t": _time,
+    "T": _elapsed,
+    "u": _user,
+    "U": lambda r, a: escape_logitem(r.uri),
+    "v": lambda r, a: _optional(r.server.server_hostname),
+    "V": lambda r, a: _optional(r.hostname or r.server.server_hostname),
+    "X": _connection_status,
+}
+NEEDS_ARGUMENT = frozenset("Ceino")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One %-directive of a format (or, with `code` None, literal text in `arg`)."""
+
+    code: Code | None
+    arg: str | None
+    original: bool = False
+    statuses: frozenset[int] | None = None
+    negate: bool = False
+
+
+class LogFormat:
+    """A compiled LogFormat string; `render(r)` is the line without its newline."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.items = tuple(_parse(text))
+
+    def render(self, r: Request) -> str:
+        original = r
+        while original.prev is not None:
+            original = original.prev
+        out = []
+        for item in self.items:
+            code = item.code
+            if code is None:
+                out.append(item.arg)
+                continue
+            req = original if item.original else r
+            if item.statuses is not None and (req.status in item.statuses) == item.negate:
+                out.append("-")
+                continue
+            value = code(req, item.arg)
+            out.append("-" if value is None else value)
+        return "".join(out)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<LogFormat {self.text!r}>"
+
+
+_LITERAL_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
+
+
+def _parse(text: str) -> list[Item]:
+    """Items of a format; DirectiveError names an unknown or malformed directive."""
+    items: list[Item] = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            literal.append(_LITERAL_ESCAPES.get(text[i + 1], "\\" + text[i + 1]))
+            i += 2
+            continue
+        if c != "%":
+            literal.append(c)
+            i += 1
+            continue
+        i += 1
+        if i < n and text[i] == "%":
+            literal.append("%")
+            i += 1
+            continue
+        original: bool | None = None
+        statuses: set[int] | None = None
+        negate = False
+        arg = None
+        while i < n:
+            c = text[i]
+            if c == "<":
+                original = True
+            elif c == ">":
+                original = False
+            elif c == "!":
+                negate = True
+            elif c.isdigit() or c == ",":
+                j = i
+                while j < n and (text[j].isdigit() or text[j] == ","):
+                    j += 1
+                statuses = (statuses or set()) | {int(s) for s in text[i:j].split(",") if s}
+                i = j
+                continue
+            elif c == "{":
+                end = text.find("}", i)
+                if end < 0:
+                    raise DirectiveError(f"missing '}}' in LogFormat directive %{text[i:]}")
+                arg = text[i + 1 : end]
+                i = end + 1
+                continue
+            else:
+                break
+            i += 1
+        if i >= n:
+            raise DirectiveError("LogFormat string ends in the middle of a % directive")
+        letter = text[i]
+        i += 1
+        code = CODES.get(letter)
+        if code is None:
+            raise DirectiveError(f"Unrecognized LogFormat directive %{letter}")
+        if letter in NEEDS_ARGUMENT and not arg:
+            raise DirectiveError(f"LogFormat directive %{letter} needs an argument: %{{name}}{letter}")
+        if literal:
+            items.append(Item(None, "".join(literal)))
+            literal = []
+        if original is None:
+            original = letter in ORIGINAL_BY_DEFAULT
+        items.append(Item(code, arg, original, frozenset(statuses) if statuses else None, negate))
+    if literal:
+        items.append(Item(None, "".join(literal)))
+    return items
+
+
+# -- files ------------------------------------------------------------------------------
+
+
+class LogFile:
+    """An access log file, appended to with one write(2) per line."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self._closer: weakref.finalize | None = None
+
+    def open(self) -> LogFile:
+        """Open the file (a new descriptor each time: a rotated file is picked up)."""
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if self._closer is not None:
+            self._closer()
+        self.fd = fd
+        # Closed when the generation that opened it is dropped, as httpd's pool cleanup.
+        self._closer = weakref.finalize(self, os.close, fd)
+        return self
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None:
+            self.open()
+        assert self.fd is not None
+        os.write(self.fd, data)
+
+    def __repr__(self) -> str:
+        return f"<LogFile {self.path} fd={self.fd}>"
+
+
+@dataclass
+class CustomLog:
+    """One CustomLog/TransferLog line: where, what and when."""
+
+    path: str
+    format_text: str | None  # a format string or nickname; None: the default format
+    env: str | None
+    env_negated: bool
+    file: str
+    line: int
+    directive: str
+    format: LogFormat | None = None
+    log: LogFile | None = None
+
+    def wanted(self, r: Request) -> bool:
+        if self.env is None:
+            return True
+        return (self.env in r.subprocess_env) != self.env_negated
+
+
+@dataclass
+class LogConfigServer:
+    """Formats by nickname and the logs of one server (None: the main server's logs)."""
+
+    formats: dict[str, LogFormat] = field(default_factory=dict)
+    default_format: LogFormat | None = None
+    logs: list[CustomLog] | None = None
+
+
+def _log_format(cmd: CmdParms, cfg: LogConfigServer, text: str, nickname: str | None = None) -> None:
+    fmt = LogFormat(text)
+    if nickname is None:
+        cfg.default_format = fmt
+    else:
+        cfg.formats[nickname] = fmt
+
+
+def _add_log(cmd: CmdParms, cfg: LogConfigServer, path: str, fmt: str | None, condition: str | None) -> None:
+    if path.startswith("|"):
+        raise DirectiveError("piped logs are not supported; log to a file")
+    env, negated = None, False
+    if condition is not None:
+        if not condition.startswith("env="):
+            raise DirectiveError(f"the condition must be env=[!]VARIABLE, not '{condition}'")
+        env = condition[4:]
+        negated = env.startswith("!")
+        env = env.removeprefix("!")
+        if not env:
+            raise DirectiveError("env= needs a variable name")
+    entry = CustomLog(cmd.resolve(path), fmt, env, negated, cmd.node.file, cmd.node.line, cmd.directive.name)
+    cfg.logs = [*(cfg.logs or []), entry]
+
+
+def _custom_log(cmd: CmdParms, cfg: LogConfigServer, path: str, fmt: str, condition: str | None = None) -> None:
+    _add_log(cmd, cfg, path, fmt, condition)
+
+
+def _transfer_log(cmd: CmdParms, cfg: LogConfigServer, path: str) -> None:
+    _add_log(cmd, cfg, path, None, None)
+
+
+RSRC = Context.RSRC_CONF
+
+
+class LogConfigModule(Module):
+    """httpd's mod_log_config."""
+
+    name = "log_config"
+    directives = (
+        Directive("LogFormat", Args.TAKE12, RSRC, "a log format string and optionally its nickname (common and combined are predefined)", _log_format, "format|nickname [nickname]"),
+        Directive("CustomLog", Args.TAKE23, RSRC, "an access log file, its format string or nickname, and optionally env=[!]VAR", _custom_log, "file format|nickname [env=[!]environment-variable]"),
+        Directive("TransferLog", Args.TAKE1, RSRC, "an access log file in the default format (the last LogFormat without nickname, else common)", _transfer_log, "file"),
+    )
+
+    def create_server_config(self, server: Server) -> LogConfigServer:
+        return LogConfigServer()
+
+    def merge_server_config(self, base: LogConfigServer, add: LogConfigServer) -> LogConfigServer:
+        return LogConfigServer(
+            {**base.formats, **add.formats},
+            add.default_format or base.default_format,
+            add.logs if add.logs is not None else base.logs,
+        )
+
+    def register_hooks(self, hooks: Hooks) -> None:
+        hooks.register("check_config", check_config, module=self.name)
+        hooks.register("post_config", open_logs, module=self.name)
+        hooks.register("log_transaction", log_transaction, module=self.name)
+
+
+def check_config(config: Config) -> int:
+    """Give every log its compiled format (a nickname of its server, or a format string)."""
+    for server in config.servers:
+        conf: LogConfigServer = server.module_config["log_config"]
+        for entry in conf.logs or ():
+            if entry.format is not None:
+                continue
+            text = entry.format_text
+            if text is None:
+                entry.format = conf.default_format or LogFormat(COMMON)
+            elif text in conf.formats:
+                entry.format = conf.formats[text]
+            elif text in PREDEFINED:
+                entry.format = LogFormat(PREDEFINED[text])
+            else:
+                try:
+                    entry.format = LogFormat(text)
+                except DirectiveError as e:
+                    raise ConfigError(entry.file, entry.line, entry.directive, str(e)) from None
+    return OK
+
+
+def open_logs(config: Config) -> int:
+    """Open every log file of this generation in the master, before the children fork."""
+    opened: dict[str, LogFile] = {}
+    for server in config.servers:
+        for entry in server.module_config["log_config"].logs or ():
+            if entry.path not in opened:
+                try:
+                    opened[entry.path] = LogFile(entry.path).open()
+                except OSError as e:
+                    raise ConfigError(
+                        entry.file, entry.line, entry.directive,
+                        f"could not open transfer log file {entry.path}: {e.strerror}",
+                    ) from None
+            entry.log = opened[entry.path]
+    return OK
+
+
+def log_transaction(r: Request) -> int:
+    """Write the request's line to each log of its server."""
+    logs = r.server.module_config["log_config"].logs
+    if logs:
+        for entry in logs:
+            if entry.wanted(r):
+                assert entry.format is not None
+                if entry.log is None:
+                    entry.log = LogFile(entry.path)
+                entry.log.write((entry.format.render(r) + "\n").encode("utf-8", "backslashreplace"))
+    return OK
+
+
+log_config_module = LogConfigModule()
