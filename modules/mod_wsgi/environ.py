@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from modules.mod_wsgi.errors import ErrorStream
@@ -12,12 +13,19 @@ from pyhttpd.server_tokens import server_banner
 
 if TYPE_CHECKING:
     from pyhttpd.request import Request
+    from pyhttpd.server import Server
 
 # A header name outside [A-Za-z0-9-] could pose as another after '-' becomes '_'
 # (httpd drops such headers from the CGI environment since 2.4).
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 # "Proxy: evil" would become HTTP_PROXY, which HTTP clients read as their proxy (httpoxy).
-_DROPPED = frozenset(("PROXY",))
+_DROPPED = "PROXY"
+# Header name -> environ key ("" when the header is not passed), for the names seen so far;
+# bounded, since clients choose the names.
+_KEYS: dict[str, str] = {}
+_KEYS_MAX = 2048
+# The entries that are the same for every request of a server.
+_constant: weakref.WeakKeyDictionary[Server, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def build_environ(
@@ -36,73 +44,92 @@ def build_environ(
     modules put in ``r.notes["wsgi_environ"]`` (a dict) are added last.
     """
     c = r.connection
-    env: dict[str, Any] = {name: to_wsgi(value) for name, value in r.subprocess_env.items()}
-    headers: dict[str, str] = {}
+    env = {name: to_wsgi(value) for name, value in r.subprocess_env.items()}
+    constant = _constant.get(r.server)
+    if constant is None:
+        constant = _constant[r.server] = _server_entries(r.server)
+    env.update(constant)
+    seen = set()
     for name, value in r.headers_in:
-        if not _NAME_CHARS.issuperset(name):
+        key = _KEYS.get(name)
+        if key is None:
+            key = _key(name)
+        if not key or (key == "HTTP_AUTHORIZATION" and not pass_authorization):
             continue
-        key = name.upper().replace("-", "_")
-        if key in _DROPPED or (key == "AUTHORIZATION" and not pass_authorization):
-            continue
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        value = to_wsgi(value)
-        if key in headers:
-            headers[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
+        if not value.isascii():
+            value = to_wsgi(value)
+        if key in seen:
+            env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value
         else:
-            headers[key] = value
-    env.update(headers)
+            env[key] = value
+            seen.add(key)
     https = r.is_https or r.scheme == "https"
-    host = r.headers_in.get("Host")
-    port = r.notes.get("ajp_server_port") or _host_port(host) or c.local_port
-    core = r.server.core
-    env.update(
-        {
-            "REQUEST_METHOD": r.method,
-            "SCRIPT_NAME": to_wsgi(script_name),
-            "PATH_INFO": to_wsgi(path_info),
-            "QUERY_STRING": to_wsgi(r.args or ""),
-            "REQUEST_URI": to_wsgi(r.unparsed_uri),
-            "SERVER_NAME": r.hostname or r.server.server_hostname or c.local_ip,
-            "SERVER_PORT": str(port),
-            "SERVER_PROTOCOL": r.protocol,
-            "SERVER_SOFTWARE": server_banner(r.config),
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REMOTE_ADDR": c.remote_ip,
-            "REMOTE_PORT": str(c.remote_port),
-            "SERVER_ADDR": c.local_ip,
-            "REQUEST_SCHEME": "https" if https else "http",
-            "SCRIPT_FILENAME": to_wsgi(script_filename),
-            "DOCUMENT_ROOT": to_wsgi(core.document_root or r.config.resolve("htdocs")),
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if https else "http",
-            "wsgi.input": WsgiInput(r.read),
-            "wsgi.input_terminated": True,
-            "wsgi.errors": ErrorStream(r),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-            "pyhttpd.request": r,
-        }
-    )
+    port = r.notes.get("ajp_server_port") or _host_port(r.headers_in.get("Host")) or c.local_port
+    env["REQUEST_METHOD"] = r.method
+    env["SCRIPT_NAME"] = to_wsgi(script_name)
+    env["PATH_INFO"] = to_wsgi(path_info)
+    env["QUERY_STRING"] = to_wsgi(r.args or "")
+    env["REQUEST_URI"] = to_wsgi(r.unparsed_uri)
+    env["SERVER_NAME"] = r.hostname or r.server.server_hostname or c.local_ip
+    env["SERVER_PORT"] = str(port)
+    env["SERVER_PROTOCOL"] = r.protocol
+    env["REMOTE_ADDR"] = c.remote_ip
+    env["REMOTE_PORT"] = str(c.remote_port)
+    env["SERVER_ADDR"] = c.local_ip
+    env["SCRIPT_FILENAME"] = to_wsgi(script_filename)
+    env["REQUEST_SCHEME"] = env["wsgi.url_scheme"] = "https" if https else "http"
+    env["wsgi.input"] = WsgiInput(r.read)
+    env["wsgi.errors"] = ErrorStream(r)
+    env["pyhttpd.request"] = r
     if https:
         env["HTTPS"] = "on"
     if r.user is not None:
         env["REMOTE_USER"] = to_wsgi(r.user)
     if r.ap_auth_type is not None:
         env["AUTH_TYPE"] = r.ap_auth_type
-    if core.server_admin:
-        env["SERVER_ADMIN"] = core.server_admin
-    env.update(r.notes.get("wsgi_environ") or {})
+    extra = r.notes.get("wsgi_environ")
+    if extra:
+        env.update(extra)
     return env
+
+
+def _server_entries(server: Server) -> dict[str, Any]:
+    core = server.core
+    entries: dict[str, Any] = {
+        "SERVER_SOFTWARE": server_banner(server.config),
+        "GATEWAY_INTERFACE": "CGI/1.1",
+        "DOCUMENT_ROOT": to_wsgi(core.document_root or server.config.resolve("htdocs")),
+        "wsgi.version": (1, 0),
+        "wsgi.input_terminated": True,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+    }
+    if core.server_admin:
+        entries["SERVER_ADMIN"] = core.server_admin
+    return entries
+
+
+def _key(name: str) -> str:
+    """The environ key of a request header ("" when it is not passed), remembered."""
+    key = ""
+    if _NAME_CHARS.issuperset(name):
+        key = name.upper().replace("-", "_")
+        if key == _DROPPED:
+            key = ""
+        elif key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+    if len(_KEYS) < _KEYS_MAX:
+        _KEYS[name] = key
+    return key
 
 
 def _host_port(host: str | None) -> int | None:
     """The port of a Host header value, if it names one."""
-    if not host:
+    if not host or ":" not in host:
         return None
-    _, colon, port = host.rpartition(":")
-    if colon and port.isdigit() and not port.startswith("0") and "]" not in port:
+    _, _, port = host.rpartition(":")
+    if port.isdigit() and not port.startswith("0"):
         return int(port)
     return None

@@ -30,9 +30,24 @@ HOP_BY_HOP = frozenset(
 )
 _STATUS = re.compile(r"[1-9][0-9][0-9] [^\r\n\0]*\Z")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\r\n\0]")
+# Header names already checked, with their lower case; bounded, since applications may
+# make names up.
+_NAMES: dict[str, str] = {}
+_NAMES_MAX = 1024
 # Statuses whose responses never have a body, so no Content-Length is added.
 _NO_BODY = (204, 304)
+
+
+def _check_name(name: str) -> str:
+    """The lower case of a valid response header name; ValueError for others."""
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid header name {name!r}")
+    lname = name.lower()
+    if lname in HOP_BY_HOP:
+        raise ValueError(f"hop-by-hop header {name!r} is not allowed (PEP 3333)")
+    if len(_NAMES) < _NAMES_MAX:
+        _NAMES[name] = lname
+    return lname
 
 
 class WsgiResponse:
@@ -46,6 +61,7 @@ class WsgiResponse:
         self.content_length: int | None = None
         self.written = 0
         self.overrun = False
+        self.has_length = False
 
     # -- the callables the application gets -------------------------------------------
 
@@ -66,23 +82,24 @@ class WsgiResponse:
         if not isinstance(headers, list):
             raise TypeError(f"headers must be a list, not {type(headers).__name__}")
         checked = []
+        has_length = False
         for header in headers:
             if not isinstance(header, tuple) or len(header) != 2:
                 raise TypeError(f"header {header!r} is not a (name, value) tuple")
             name, value = header
             if not isinstance(name, str) or not isinstance(value, str):
                 raise TypeError(f"header {header!r} must have str name and value")
-            if not _TOKEN.match(name):
-                raise ValueError(f"invalid header name {name!r}")
-            if name.lower() in HOP_BY_HOP:
-                raise ValueError(f"hop-by-hop header {name!r} is not allowed (PEP 3333)")
-            if name.lower() == "content-length" and not value.isdigit():
-                raise ValueError(f"invalid Content-Length {value!r}")
-            if _BAD_VALUE.search(value):
+            lname = _NAMES.get(name) or _check_name(name)
+            if "\n" in value or "\r" in value or "\0" in value:
                 raise ValueError(f"header {name!r} has a line break or NUL in its value")
-            checked.append((name, from_wsgi(value)))
+            if lname == "content-length":
+                if not value.isdigit():
+                    raise ValueError(f"invalid Content-Length {value!r}")
+                has_length = True
+            checked.append((name, value if value.isascii() else from_wsgi(value)))
         self.status = from_wsgi(status)
         self.headers = checked
+        self.has_length = has_length
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -147,10 +164,11 @@ class WsgiResponse:
         without chunked framing."""
         if self.status is None or not isinstance(body, bytes):
             return
-        if int(self.status[:3]) in _NO_BODY or int(self.status[:3]) < 200:
+        code = int(self.status[:3])
+        if code in _NO_BODY or code < 200 or self.has_length:
             return
-        if not any(name.lower() == "content-length" for name, _ in self.headers):
-            self.headers.append(("Content-Length", str(len(body))))
+        self.headers.append(("Content-Length", str(len(body))))
+        self.has_length = True
 
     def _start(self) -> None:
         """Give the request the recorded status and headers (they go out with its first write)."""
@@ -176,8 +194,9 @@ class WsgiResponse:
         if span is None or self.status is None:
             return False
         offset, size = span
-        if not any(name.lower() == "content-length" for name, _ in self.headers):
+        if not self.has_length:
             self.headers.append(("Content-Length", str(size)))
+            self.has_length = True
         self._start()
         assert self.content_length is not None
         count = min(size, self.content_length)
