@@ -131,14 +131,12 @@ class AjpWorker:
 
     def service(self, s: ServiceRequest) -> ServiceResult:
         """Serve ``s`` on this backend (see the module docstring)."""
-        self.used += 1
-        try:
-            packet = s.forward_packet(self.secret, self.max_packet_size)
-        except AjpError as e:
-            self.client_errors += 1
-            return ServiceResult(Outcome.CLIENT_ERROR, 413, False,
-                                 f"({self.name}) the request does not fit in a packet ({e}); "
-                                 "check max_packet_size")
+        busy = self.reserve()
+        return busy if busy is not None else self.serve_reserved(s)
+
+    def reserve(self) -> ServiceResult | None:
+        """Take a connection slot for one request: None when taken, else the BUSY result
+        (busy_limit reached, or no slot came free within connection_acquire_timeout)."""
         if self.busy_limit and self.pool.busy >= self.busy_limit:
             return self._failed(ServiceResult(Outcome.BUSY, 503, True,
                                               f"({self.name}) busy limit {self.busy_limit} reached"))
@@ -146,11 +144,23 @@ class AjpWorker:
             return self._failed(ServiceResult(Outcome.BUSY, 503, True,
                                               f"({self.name}) no free connection in the pool "
                                               f"of {self.pool.size}"))
-        if self.state == "ERROR":
-            self.state = "PROBE"
+        return None
+
+    def serve_reserved(self, s: ServiceRequest) -> ServiceResult:
+        """Serve ``s`` in the slot reserve() took, and give the slot back."""
+        self.used += 1
         kept: AjpConnection | None = None
-        result = _OK
         try:
+            try:
+                packet = s.forward_packet(self.secret, self.max_packet_size)
+            except AjpError as e:
+                self.client_errors += 1
+                return ServiceResult(Outcome.CLIENT_ERROR, 413, False,
+                                     f"({self.name}) the request does not fit in a packet ({e}); "
+                                     "check max_packet_size")
+            if self.state == "ERROR":
+                self.state = "PROBE"
+            result = _OK
             for attempt in range(self.retries):
                 if attempt:
                     time.sleep(self.retry_interval)

@@ -14,6 +14,7 @@ JK_WORKER_NAME (JkWorkerIndicator) picks a worker by hand; ``no-jk`` declines.
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import time
@@ -34,6 +35,7 @@ from pyhttpd.hooks import Hooks
 from pyhttpd.log import log_error, log_rerror
 from pyhttpd.module import DECLINED, DONE, FIRST, OK, Module
 from pyhttpd.request import Request
+from pyhttpd.scoreboard import SegmentLock
 from pyhttpd.server import Server
 
 from .ajp_worker import Outcome
@@ -66,6 +68,8 @@ NOTE_WORKER_ROUTE = "JK_WORKER_ROUTE"
 NOTE_REQUEST_DURATION = "JK_REQUEST_DURATION"
 DEFAULT_WORKERS_FILE = "conf/workers.properties"
 SESSION_PATH_PARAMETER = ";jsessionid"
+SHM_SEGMENT = "jk"  # the scoreboard segment of the lb workers' shared state
+MIN_SHM_SIZE = 64 * 1024  # room for workers added by a graceful restart
 _REQUEST_KEY = "jk"  # r.request_config: (rule extensions, URI before normalisation)
 
 URI_OPTIONS = ("ForwardURIProxy", "ForwardURICompatUnparsed", "ForwardURICompat", "ForwardURIEscaped")
@@ -129,6 +133,7 @@ class JkState:
     watchdog_interval: int = 0
     watchdog: threading.Thread | None = None
     stopping: bool = False
+    shm_file: tuple[mmap.mmap, int] | None = None  # JkShmFile: its mapping and descriptor
 
 
 @dataclass
@@ -452,15 +457,37 @@ class JkModule(Module):
                 state.logs[key] = log
             cfg.log = log
         state.registry.set_log(main_cfg.log)
+        registry = state.registry
+        if registry.balancers:
+            size = max(registry.shm_size, (main_cfg.shm_size or 0) * 1024, MIN_SHM_SIZE)
+            if main_cfg.shm_file and main_cfg.shm_file.lower() != "none":
+                try:
+                    state.shm_file = _open_shm_file(main_cfg.shm_file, size)
+                except OSError as e:
+                    log_error(config.main_server, "error", self.log_name,
+                              f"Initializing shm {main_cfg.shm_file} failed ({e}); the scoreboard "
+                              "keeps the load balancing state instead")
+            if state.shm_file is None and hasattr(config, "shm_segments"):
+                config.shm_segments[SHM_SEGMENT] = size
         if main_cfg.log is not None:
             main_cfg.log.log("info", f"mod_jk initialized with {len(state.registry.all)} workers "
                                      f"from {state.workers_file}", "init_jk")
         return OK
 
     def child_init(self, config: Any) -> None:
-        """Start the watchdog thread when JkWatchdogInterval asks for one."""
+        """Attach the lb workers to the shared state; start the JkWatchdogInterval thread."""
         state: JkState | None = config.main_server.module_config[self.name].state
-        if state is None or state.watchdog_interval <= 0:
+        if state is None:
+            return
+        registry = state.registry
+        if registry.balancers:
+            if state.shm_file is not None:
+                mapping, fd = state.shm_file
+                registry.attach(memoryview(mapping), SegmentLock(fd, 0))
+            elif getattr(config, "scoreboard", None) is not None:
+                segment = config.scoreboard.segment(SHM_SEGMENT)
+                registry.attach(segment.buf, segment.lock)
+        if state.watchdog_interval <= 0:
             return
         state.watchdog = threading.Thread(target=_watchdog_loop, args=(state,), name="jk-watchdog",
                                           daemon=True)
@@ -605,6 +632,22 @@ def _effective_options(main: frozenset[str], cfg: JkServerConfig) -> frozenset[s
     on, off = cfg.options_on or frozenset(), cfg.options_off or frozenset()
     base = main - set(URI_OPTIONS) if on & set(URI_OPTIONS) else main
     return (base | on) - off
+
+
+def _open_shm_file(path: str, size: int) -> tuple[mmap.mmap, int]:
+    """Map the JkShmFile (created, or grown to ``size``); the children inherit the mapping.
+
+    An existing file of the same layout keeps its state across restarts, as mod_jk's does.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_size < size:
+            os.ftruncate(fd, size)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED), fd
+    except OSError:
+        os.close(fd)
+        raise
 
 
 def _watchdog_loop(state: JkState) -> None:

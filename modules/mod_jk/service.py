@@ -63,6 +63,7 @@ class ServiceRequest:
     reply_timeout: int | None = None  # ms; None: the worker's
     route: str | None = None  # JK_ROUTE, or the lb member's route
     activation: str = "ACT"  # JK_LB_ACTIVATION sent to the container
+    session_cookie: str | None = None  # an lb's set_session_cookie, added to the response
     flush_packets: bool = False
     flush_header: bool = False
     disable_reuse: bool = False
@@ -296,6 +297,8 @@ class ServiceRequest:
                 r.content_type = value
             else:
                 headers.add(name, value)
+        if self.session_cookie:
+            headers.add("Set-Cookie", self.session_cookie)
         r.headers_out = headers
         threshold = self.extensions.use_server_errors
         if threshold and msg.status >= threshold:

@@ -8,10 +8,14 @@ path or from the JkWatchdogInterval thread.
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from .ajp_worker import AjpWorker, ServiceResult
+from .lb_shm import BalancerState, Buffer
+from .lb_worker import LbWorker
 from .service import ServiceRequest
 from .workers import WorkersConfig
 
@@ -42,7 +46,27 @@ class WorkerRegistry:
         for name, spec in workers.workers.items():
             if spec.type == "ajp13":
                 self.all[name] = AjpWorker(name, spec.properties, log)
+        self.balancers: dict[str, LbWorker] = {}
+        for name, spec in workers.workers.items():
+            if spec.type == "lb":
+                members = {m: self.all[m] for m in spec.properties["balance_workers"]}
+                self.all[name] = self.balancers[name] = LbWorker(name, spec.properties, members, log)
         self.mappable = {name: self.all[name] for name in workers.worker_list if name in self.all}
+        self.state: BalancerState | None = None
+        if self.balancers:
+            # Process-local until a child attaches the shared state.
+            self.attach(bytearray(self.shm_size), threading.Lock())
+
+    @property
+    def shm_size(self) -> int:
+        """Bytes the lb workers' shared state needs (0 without lb workers)."""
+        return BalancerState.size_for(self.config) if self.balancers else 0
+
+    def attach(self, buffer: Buffer, lock: AbstractContextManager[Any]) -> None:
+        """Keep the lb workers' state in ``buffer`` (shared by every child), guarded by ``lock``."""
+        self.state = BalancerState(buffer, self.config, lock)
+        for name, worker in self.balancers.items():
+            worker.balancer = self.state[name]
 
     def set_log(self, log: Any) -> None:
         """The JkLogFile the workers write to."""
