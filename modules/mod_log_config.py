@@ -36,6 +36,7 @@ COMMON = '%h %l %u %t "%r" %>s %b'
 COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
 PREDEFINED = {"common": COMMON, "combined": COMBINED}
 ORIGINAL_BY_DEFAULT = frozenset("sUTDr")
+KEEPALIVES_NOTE = "log_config.keepalives"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # -- escaping ---------------------------------------------------------------------------
@@ -166,9 +167,19 @@ def _user(r: Request, arg: str | None) -> str | None:
 
 
 def _connection_status(r: Request, arg: str | None) -> str:
+    """X aborted, + may be kept alive, - will be closed (as far as the request shows)."""
     if r.connection.aborted:
         return "X"
-    return "+" if r.keepalive else "-"
+    connection = (r.headers_in.get("Connection") or "").lower()
+    if not r.keepalive or "close" in connection or (r.proto_num < 1001 and "keep-alive" not in connection):
+        return "-"
+    return "+"
+
+
+def note_keepalives(r: Request) -> int:
+    """Remember for %k how many requests the connection carried before this one."""
+    r.notes[KEEPALIVES_NOTE] = r.connection.keepalives
+    return OK
 
 
 Code = Callable[[Request, "str | None"], "str | None"]
@@ -184,7 +195,7 @@ CODES: dict[str, Code] = {
     "h": lambda r, a: r.connection.remote_ip,
     "H": lambda r, a: escape_logitem(r.protocol),
     "i": lambda r, a: _optional(r.headers_in.get_joined(a or "")),
-    "k": lambda r, a: str(r.connection.keepalives),
+    "k": lambda r, a: str(r.notes.get(KEEPALIVES_NOTE, r.connection.keepalives)),
     "l": lambda r, a: None,
     "L": lambda r, a: None,
     "m": lambda r, a: escape_logitem(r.method),
@@ -436,6 +447,7 @@ class LogConfigModule(Module):
 
     def register_hooks(self, hooks: Hooks) -> None:
         hooks.register("check_config", check_config, module=self.name)
+        hooks.register("post_read_request", note_keepalives, module=self.name)
         hooks.register("post_config", open_logs, module=self.name)
         hooks.register("log_transaction", log_transaction, module=self.name)
 

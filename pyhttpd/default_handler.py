@@ -187,9 +187,7 @@ def handler(r: Request) -> int:
         log_rerror(r, "info", "core", "This resource does not accept the POST method.")
         r.err_headers_out.set("Allow", ALLOW)
         return 405
-    if r.remaining:
-        r.discard_body()
-    return _send_file(r, st)
+    return _send_file(r, st)  # an unread request body is the protocol's to discard
 
 
 def _send_file(r: Request, st: os.stat_result) -> int:

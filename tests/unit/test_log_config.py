@@ -74,6 +74,11 @@ def test_format_codes(tmp_path, fmt, expected):
     assert line == expected.replace("{root}", str(tmp_path / "root0"))
 
 
+def test_connection_status_shows_a_connection_that_will_close(tmp_path):
+    assert logged(tmp_path, "%X", headers={"Connection": "close"}) == "-"
+    assert logged(tmp_path, "%X %k") == "+ 0"
+
+
 def test_pid_and_durations(tmp_path):
     line = logged(tmp_path, "%P %{pid}P %D %T %{ms}T %{us}T %{s}T")
     pid, pid2, micros, secs, ms, us, s = line.split()
