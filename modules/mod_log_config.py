@@ -235,24 +235,25 @@ class LogFormat:
     def __init__(self, text: str) -> None:
         self.text = text
         self.items = tuple(_parse(text))
+        self._steps = tuple((i.code, i.arg, i.original, i.statuses, i.negate) for i in self.items)
 
     def render(self, r: Request) -> str:
         original = r
         while original.prev is not None:
             original = original.prev
         out = []
-        for item in self.items:
-            code = item.code
+        append = out.append
+        for code, arg, use_original, statuses, negate in self._steps:
             if code is None:
-                out.append(item.arg)
+                append(arg)
                 continue
-            req = original if item.original else r
-            if item.statuses is not None and (req.status in item.statuses) == item.negate:
-                out.append("-")
+            req = original if use_original else r
+            if statuses is not None and (req.status in statuses) == negate:
+                append("-")
                 continue
-            value = code(req, item.arg)
-            out.append("-" if value is None else value)
-        return "".join(out)  # type: ignore[arg-type]
+            value = code(req, arg)
+            append("-" if value is None else value)
+        return "".join(out)
 
     def __repr__(self) -> str:
         return f"<LogFormat {self.text!r}>"

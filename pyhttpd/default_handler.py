@@ -196,7 +196,9 @@ def _send_file(r: Request, st: os.stat_result) -> int:
     etag = make_etag(st, r.request_time)
     headers = r.headers_out
     ranges = None
-    if r.status == 200:  # an ErrorDocument page keeps its error status: no 304 or 206
+    # An ErrorDocument page keeps its error status: no 304 or 206. One pass over the
+    # request headers spares the lookups when none is conditional (If-*) or a Range.
+    if r.status == 200 and any(name[0] in "iIrR" for name, _ in r.headers_in):
         status = meets_conditions(r, etag, mtime)
         if status == 304:
             r.status = 304
@@ -211,11 +213,12 @@ def _send_file(r: Request, st: os.stat_result) -> int:
             if ranges == []:
                 r.err_headers_out.set("Content-Range", f"bytes */{size}")
                 return 416
-    headers.set("Last-Modified", http_date(mtime))
-    headers.set("ETag", etag)
-    headers.set("Accept-Ranges", "bytes")
+    put = headers.set if headers else headers.add  # nothing to replace in an empty table
+    put("Last-Modified", http_date(mtime))
+    put("ETag", etag)
+    put("Accept-Ranges", "bytes")
     if not ranges:
-        headers.set("Content-Length", str(size))
+        put("Content-Length", str(size))
         if r.header_only or not size:
             r.send_headers()
             return OK
