@@ -31,6 +31,7 @@ for status pages). The master sets it before forking, so it is there in child_in
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -174,6 +175,9 @@ class _Child:
             self.log("crit", f"child init failed:\n{traceback.format_exc().rstrip()}")
             return CHILD_EXIT_INIT
 
+        # What the child inherited and set up lives as long as the child: keep it out of
+        # the cyclic collector's full passes, which would otherwise walk it again and again.
+        gc.freeze()
         for thread in range(self.limits.threads_per_child):
             self.board.worker(self.slot, thread).claim(self.pid, self.generation)
         for server in self.servers:

@@ -61,7 +61,8 @@ def children(server) -> list[int]:  # noqa: ANN001
 
 def test_auto_gives_httpds_keys_in_httpds_order_and_a_letter_per_worker(pyhttpd_factory):
     server = pyhttpd_factory(STATUS, start_servers=2, threads_per_child=16)
-    assert server.wait_for(lambda: auto(server)["Processes"] == "2", 10)
+    # Both children have taken their 16 worker slots each.
+    assert server.wait_for(lambda: auto(server)["Scoreboard"].count(".") == 32, 10)
     status, _, body = fetch(server, "/server-status?auto")
     assert body.splitlines()[0] == "127.0.0.1"
     values = auto(server)
