@@ -56,6 +56,17 @@ class Listen:
         return f"{host}:{self.port}"
 
 
+@dataclass(frozen=True)
+class ReadTimeout:
+    """One stage of RequestReadTimeout (mod_reqtimeout): `timeout` seconds to start with
+    (0: no limit), extended by one second per `min_rate` bytes received, up to
+    `max_timeout` (0: no cap)."""
+
+    timeout: float
+    max_timeout: float = 0.0
+    min_rate: int = 0
+
+
 @dataclass
 class CoreServerConfig:
     """Per-server settings of the core; None means "not set here" (inherit when merged)."""
@@ -74,6 +85,8 @@ class CoreServerConfig:
     limit_request_line: int | None = None
     limit_request_field_size: int | None = None
     limit_request_fields: int | None = None
+    header_read_timeout: ReadTimeout | None = None  # RequestReadTimeout header=
+    body_read_timeout: ReadTimeout | None = None  # RequestReadTimeout body=
 
 
 @dataclass
@@ -111,6 +124,8 @@ MAIN_DEFAULTS = CoreServerConfig(
     limit_request_line=8190,
     limit_request_field_size=8190,
     limit_request_fields=100,
+    header_read_timeout=ReadTimeout(20.0, 40.0, 500),
+    body_read_timeout=ReadTimeout(20.0, 0.0, 500),
 )
 
 
@@ -209,6 +224,33 @@ def _log_level(cmd: CmdParms, cfg: CoreServerConfig, args: list[str]) -> None:
     cfg.module_log_levels = levels
 
 
+def _request_read_timeout(cmd: CmdParms, cfg: CoreServerConfig, args: list[str]) -> None:
+    if not args:
+        raise DirectiveError("RequestReadTimeout requires at least one stage=timeout argument")
+    for arg in args:
+        stage, sep, spec = arg.partition("=")
+        stage = stage.lower()
+        if not sep or stage not in ("handshake", "header", "body"):
+            raise DirectiveError(f"unknown argument '{arg}': expected handshake=, header= or body=")
+        timeout_text, _, rate_text = spec.partition(",")
+        low, dash, high = timeout_text.partition("-")
+        try:
+            timeout = float(low)
+            max_timeout = float(high) if dash else 0.0
+        except ValueError:
+            raise DirectiveError(f"'{timeout_text}' is not a timeout[-maxtimeout] in seconds") from None
+        rate = 0
+        if rate_text:
+            name, _, value = rate_text.partition("=")
+            if name.lower() != "minrate" or not value.isdigit() or int(value) == 0:
+                raise DirectiveError(f"'{rate_text}' is not MinRate=bytes-per-second")
+            rate = int(value)
+        if timeout < 0 or (dash and (max_timeout <= timeout or not rate)):
+            raise DirectiveError(f"'{spec}': the maximum must exceed the timeout and needs a MinRate")
+        if stage != "handshake":  # TLS handshakes are not served here
+            setattr(cfg, f"{stage}_read_timeout", ReadTimeout(timeout, max_timeout, rate))
+
+
 def _options(cmd: CmdParms, cfg: CoreDirConfig, args: list[str]) -> None:
     known = {o.lower(): o for o in OPTIONS}
     current = set(cfg.options or ())
@@ -280,6 +322,7 @@ class CoreModule(Module):
         Directive("LimitRequestLine", Args.TAKE1, RSRC, "maximum size of the request line (414 above it)", set_int("limit_request_line", 0), "bytes", "8190"),
         Directive("LimitRequestFieldSize", Args.TAKE1, RSRC, "maximum size of one request header field", set_int("limit_request_field_size", 0), "bytes", "8190"),
         Directive("LimitRequestFields", Args.TAKE1, RSRC, "maximum number of request header fields", set_int("limit_request_fields", 0), "number", "100"),
+        Directive("RequestReadTimeout", Args.TAKE_ARGV, RSRC, "time and minimum rate to receive the request headers and body (408 otherwise)", _request_read_timeout, "[header=timeout[-maxtimeout][,MinRate=rate]] [body=timeout[-maxtimeout][,MinRate=rate]]", "header=20-40,MinRate=500 body=20,MinRate=500"),
         Directive("LimitRequestBody", Args.TAKE1, ALL, "maximum size of a request body (413 above it; 0: unlimited)", _limit_request_body, "bytes", "0", scope="dir"),
         Directive("Options", Args.TAKE_ARGV, ALL, "features available in a directory (FollowSymLinks, Indexes...)", _options, "[+|-]option [[+|-]option] ...", "FollowSymLinks", scope="dir"),
         Directive("SetHandler", Args.TAKE1, ALL, "handler for every request in the section", set_str("handler"), "handler-name|none", scope="dir"),
