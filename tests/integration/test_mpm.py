@@ -122,6 +122,14 @@ def test_master_starts_start_servers_children_and_writes_its_pid_file(pyhttpd_fa
     assert not server.pid_file.exists()
 
 
+def test_master_never_loads_gevent_and_children_do(pyhttpd_factory):
+    server = serve(pyhttpd_factory, start_servers=1)
+    assert server.wait_for(lambda: len(serving(server)) == 1, 10)
+    (child,) = children(server)
+    assert "gevent" not in Path(f"/proc/{server.pid}/maps").read_text()
+    assert "gevent" in Path(f"/proc/{child}/maps").read_text()
+
+
 def test_killed_child_is_replaced_within_two_seconds_while_the_others_serve(pyhttpd_factory):
     server = serve(pyhttpd_factory, start_servers=2)
     assert server.wait_for(lambda: len(serving(server)) == 2, 10)
