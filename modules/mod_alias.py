@@ -108,7 +108,7 @@ RSRC = Context.RSRC_CONF
 class AliasModule(Module):
     """httpd's mod_alias."""
 
-    name = "alias"
+    name = "alias_module"
     directives = (
         Directive("Alias", Args.TAKE2, RSRC, "map a URL prefix to a file system path", _alias, "URL-path file-path|directory-path"),
         Directive("AliasMatch", Args.TAKE2, RSRC, "map URLs matching a regular expression to a file system path ($1..$9)", _alias_match, "regex file-path|directory-path"),
@@ -136,7 +136,7 @@ def _expand(entry: AliasEntry, match: re.Match[str]) -> str:
 
 def translate_name(r: Request) -> int:
     """Redirect, or map to a file under an Alias target; DECLINED when nothing matches."""
-    conf: AliasServerConfig = r.server.module_config["alias"]
+    conf: AliasServerConfig = r.server.module_config["alias_module"]
     uri = r.uri
     if not uri.startswith("/"):
         return DECLINED

@@ -214,7 +214,7 @@ ACCESS = Context.ACCESS_CONF
 class AuthzCoreModule(Module):
     """httpd's mod_authz_core."""
 
-    name = "authz_core"
+    name = "authz_core_module"
     authz_providers = PROVIDERS
     directives = (
         Directive("Require", Args.TAKE_ARGV, ACCESS, "who may access: Require [not] provider args (all granted, ip 10.0.0.0/8...)", _require, "[not] entity-name [entity-name] ...", scope="dir"),
@@ -241,7 +241,7 @@ class AuthzCoreModule(Module):
 
 def access_checker(r: Request) -> int:
     """OK when the merged requirements grant access (or there are none), else 403."""
-    section = r.per_dir_config["authz_core"].section
+    section = r.per_dir_config["authz_core_module"].section
     if section is None or section.evaluate(r) is GRANTED:
         return OK
     log_rerror(r, "error", "authz_core", f"client denied by server configuration: {r.filename or r.uri}")

@@ -69,7 +69,7 @@ def _check_local(r: Request, parsed: Any) -> AuthzResult:
 class AuthzHostModule(Module):
     """httpd's mod_authz_host: authorization by client address."""
 
-    name = "authz_host"
+    name = "authz_host_module"
     authz_providers = {
         "ip": AuthzProvider("ip", parse_ip_networks, _check_ip),
         "local": AuthzProvider("local", _parse_local, _check_local),

@@ -42,7 +42,7 @@ def _directory_index(cmd: CmdParms, cfg: DirConfig, args: list[str]) -> None:
 class DirModule(Module):
     """httpd's mod_dir."""
 
-    name = "dir"
+    name = "dir_module"
     directives = (
         Directive("DirectoryIndex", Args.TAKE_ARGV, Context.OR_ALL, "files to look for when a directory is requested, or disabled", _directory_index, "disabled | local-url [local-url] ...", "index.html", scope="dir"),
         Directive("DirectorySlash", Args.FLAG, Context.OR_ALL, "redirect requests for a directory without a trailing slash to the URL with one", set_flag("slash"), "On|Off", "On", scope="dir"),
@@ -70,7 +70,7 @@ def fixups(r: Request) -> int:
     """301 to add the slash, or an internal redirect to the first index that exists."""
     if not _is_directory_request(r):
         return DECLINED
-    conf: DirConfig = r.per_dir_config["dir"]
+    conf: DirConfig = r.per_dir_config["dir_module"]
     query = f"?{r.args}" if r.args else ""
     if not r.uri.endswith("/"):
         if conf.slash is False:
@@ -97,7 +97,7 @@ def handler(r: Request) -> int:
     """A directory no index served: 403, before the default handler would say 404."""
     if not _is_directory_request(r):
         return DECLINED
-    conf: DirConfig = r.per_dir_config["dir"]
+    conf: DirConfig = r.per_dir_config["dir_module"]
     names = DEFAULT_INDEX if conf.indexes is None else conf.indexes
     log_rerror(
         r, "error", "dir",

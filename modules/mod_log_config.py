@@ -429,7 +429,7 @@ RSRC = Context.RSRC_CONF
 class LogConfigModule(Module):
     """httpd's mod_log_config."""
 
-    name = "log_config"
+    name = "log_config_module"
     directives = (
         Directive("LogFormat", Args.TAKE12, RSRC, "a log format string and optionally its nickname (common and combined are predefined)", _log_format, "format|nickname [nickname]"),
         Directive("CustomLog", Args.TAKE23, RSRC, "an access log file, its format string or nickname, and optionally env=[!]VAR", _custom_log, "file format|nickname [env=[!]environment-variable]"),
@@ -456,7 +456,7 @@ class LogConfigModule(Module):
 def check_config(config: Config) -> int:
     """Give every log its compiled format (a nickname of its server, or a format string)."""
     for server in config.servers:
-        conf: LogConfigServer = server.module_config["log_config"]
+        conf: LogConfigServer = server.module_config["log_config_module"]
         for entry in conf.logs or ():
             if entry.format is not None:
                 continue
@@ -479,7 +479,7 @@ def open_logs(config: Config) -> int:
     """Open every log file of this generation in the master, before the children fork."""
     opened: dict[str, LogFile] = {}
     for server in config.servers:
-        for entry in server.module_config["log_config"].logs or ():
+        for entry in server.module_config["log_config_module"].logs or ():
             if entry.path not in opened:
                 try:
                     opened[entry.path] = LogFile(entry.path).open()
@@ -494,7 +494,7 @@ def open_logs(config: Config) -> int:
 
 def log_transaction(r: Request) -> int:
     """Write the request's line to each log of its server."""
-    logs = r.server.module_config["log_config"].logs
+    logs = r.server.module_config["log_config_module"].logs
     if logs:
         for entry in logs:
             if entry.wanted(r):

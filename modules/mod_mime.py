@@ -94,7 +94,7 @@ DIR = Context.OR_ALL
 class MimeModule(Module):
     """httpd's mod_mime."""
 
-    name = "mime"
+    name = "mime_module"
     directives = (
         Directive("TypesConfig", Args.TAKE1, Context.SERVER, "the mime.types file mapping extensions to media types", _types_config, "file-path", DEFAULT_TYPES_CONFIG),
         Directive("AddType", Args.ITERATE2, DIR, "a media type for file name extensions", _extension_map("types", lower_value=False), "media-type extension [extension] ...", scope="dir"),
@@ -144,14 +144,14 @@ def type_checker(r: Request) -> int:
     filename = r.filename
     if not filename or (r.finfo is not None and stat.S_ISDIR(r.finfo.st_mode)):
         return DECLINED
-    dconf: MimeDirConfig = r.per_dir_config["mime"]
+    dconf: MimeDirConfig = r.per_dir_config["mime_module"]
     _, dot, exts = os.path.basename(filename).partition(".")
     cache = _found.get(dconf)
     if cache is None:
         cache = _found[dconf] = {}
     found = cache.get(exts)
     if found is None:
-        found = _find(dconf, r.server.module_config["mime"].types or {}, exts.split(".") if dot else [])
+        found = _find(dconf, r.server.module_config["mime_module"].types or {}, exts.split(".") if dot else [])
         if len(cache) < 4096:
             cache[exts] = found
     content_type, encoding, handler = found

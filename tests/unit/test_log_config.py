@@ -186,7 +186,7 @@ def test_virtual_hosts_log_to_their_own_file_or_the_main_servers(tmp_path):
 
 def test_log_files_are_opened_at_post_config_for_appending(tmp_path):
     config = static_config(tmp_path, "CustomLog logs/access_log common", FILES)
-    log = config.main_server.module_config["log_config"].logs[0].log
+    log = config.main_server.module_config["log_config_module"].logs[0].log
     assert log.fd is not None
     assert fcntl.fcntl(log.fd, fcntl.F_GETFL) & os.O_APPEND
     assert (tmp_path / "logs" / "access_log").exists()
