@@ -123,6 +123,7 @@ class AjpWorker:
         self.bytes_read = 0  # request bytes forwarded
         self.bytes_transferred = 0  # response bytes passed on
         self.error_time = 0.0
+        self.last_reset = time.time()
 
     def __repr__(self) -> str:
         return f"<ajp13 worker {self.name} {self.host}:{self.port}>"
@@ -378,6 +379,13 @@ class AjpWorker:
 
     def _interval_ping(self, conn: AjpConnection) -> bool:
         return conn.cping(self.ping_timeout or 0.0)
+
+    def reset(self, now: float) -> None:
+        """Clear the statistics (jkstatus reset)."""
+        self.used = self.errors = self.client_errors = self.reply_timeouts = 0
+        self.bytes_read = self.bytes_transferred = 0
+        self.pool.max_busy = self.pool.busy
+        self.last_reset = now
 
     def close(self) -> None:
         """Close the idle connections (the child is stopping)."""

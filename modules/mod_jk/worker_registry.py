@@ -17,6 +17,7 @@ from .ajp_worker import AjpWorker, ServiceResult
 from .lb_shm import BalancerState, Buffer
 from .lb_worker import LbWorker
 from .service import ServiceRequest
+from .status_worker import StatusWorker
 from .workers import WorkersConfig
 
 
@@ -51,6 +52,9 @@ class WorkerRegistry:
             if spec.type == "lb":
                 members = {m: self.all[m] for m in spec.properties["balance_workers"]}
                 self.all[name] = self.balancers[name] = LbWorker(name, spec.properties, members, log)
+        for name, spec in workers.workers.items():
+            if spec.type == "status":
+                self.all[name] = StatusWorker(name, spec.properties, self, log)
         self.mappable = {name: self.all[name] for name in workers.worker_list if name in self.all}
         self.state: BalancerState | None = None
         if self.balancers:

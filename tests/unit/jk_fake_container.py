@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from modules.mod_jk.ajp13 import (
@@ -177,6 +178,10 @@ class FakeContainer:
             self.errors.append(e)
         finally:
             sock.close()
+
+    def settle(self, seconds: float = 0.3) -> None:
+        """Give the connection threads time to take in what was sent (busy test machines)."""
+        time.sleep(seconds)
 
     def drop_connections(self) -> None:
         """Close every accepted connection, as a restarting container does."""

@@ -136,6 +136,7 @@ def test_reply_timeout_gives_504_after_the_retries(tmp_path):
         started = time.monotonic()
         _, client = serve(config, "GET /slow")
         elapsed = time.monotonic() - started
+        tomcat.settle()
         assert client.status == 504
         assert len(tomcat.requests) == 2
         assert elapsed < 0.9
@@ -160,6 +161,7 @@ def test_recovery_option_1_does_not_repeat_a_request_the_container_got(tmp_path)
     with FakeContainer(slow) as tomcat:
         config = jk_config(tmp_path, ajp_worker(tomcat.port, reply_timeout=100, recovery_options=1))
         _, client = serve(config, "POST /once", {"Content-Length": "0"})
+        tomcat.settle()
         assert client.status == 504
         assert len(tomcat.requests) == 1
 
@@ -206,6 +208,7 @@ def test_connection_without_cpong_is_not_used(tmp_path):
         config = jk_config(tmp_path, ajp_worker(tomcat.port, ping_mode="C", ping_timeout=200, retries=2,
                                                 retry_interval=10))
         _, client = serve(config, "GET /a")
+        tomcat.settle()
         assert client.status == 503
         assert tomcat.requests == []
         assert tomcat.cpings == 2
