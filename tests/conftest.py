@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.peers.apache import MOD_JK, Apache, apache2_binary
 from tests.peers.binaries import require_binary
@@ -66,3 +67,9 @@ def redis_server(request: pytest.FixtureRequest) -> Redis:
     """A started redis-server, stopped after the test."""
     require_binary(redis_server_binary())
     return _starter(request, Redis)()
+
+
+# Property tests run the same examples on every machine and are never failed for being
+# slow on a loaded CI host: a flaky red run tells nothing.
+settings.register_profile("pyhttpd", deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pyhttpd")
