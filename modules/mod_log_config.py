@@ -4,7 +4,8 @@ A format is compiled once, when the config is read; a log line is one write(2) o
 opened with O_APPEND, so lines from every child of every generation land whole. The master
 opens the files in post_config and the children inherit them; a restart opens them again
 (a rotated file is picked up) while children of the old generation finish their requests
-writing to the descriptors they have, so no line is lost across a graceful restart.
+writing to the descriptors they have, so no line is lost across a graceful restart; the
+master closes its copies of an old generation's files from its monitor hook.
 
 Format codes are httpd's: %a %A %b %B %C %D %e %f %h %H %i %k %l %L %m %n %o %p %P %q %r
 %R %s %t %T %u %U %v %V %X and %%, with the `{argument}`, `<`/`>` (original or final request
@@ -358,6 +359,11 @@ class LogFile:
         assert self.fd is not None
         os.write(self.fd, data)
 
+    def close(self) -> None:
+        if self._closer is not None:
+            self._closer()
+        self.fd = None
+
     def __repr__(self) -> str:
         return f"<LogFile {self.path} fd={self.fd}>"
 
@@ -450,6 +456,7 @@ class LogConfigModule(Module):
         hooks.register("check_config", check_config, module=self.name)
         hooks.register("post_read_request", note_keepalives, module=self.name)
         hooks.register("post_config", open_logs, module=self.name)
+        hooks.register("monitor", close_other_generations, module=self.name)
         hooks.register("log_transaction", log_transaction, module=self.name)
 
 
@@ -475,9 +482,15 @@ def check_config(config: Config) -> int:
     return OK
 
 
+# The files this process opened for each configuration generation, so that the master can
+# close those of generations it no longer runs (as clearing httpd's pconf pool does).
+_generations: list[tuple[Config, dict[str, LogFile]]] = []
+
+
 def open_logs(config: Config) -> int:
     """Open every log file of this generation in the master, before the children fork."""
     opened: dict[str, LogFile] = {}
+    _generations.append((config, opened))
     for server in config.servers:
         for entry in server.module_config["log_config_module"].logs or ():
             if entry.path not in opened:
@@ -489,6 +502,17 @@ def open_logs(config: Config) -> int:
                         f"could not open transfer log file {entry.path}: {e.strerror}",
                     ) from None
             entry.log = opened[entry.path]
+    return OK
+
+
+def close_other_generations(config: Config) -> int:
+    """monitor (master): close the files of every generation but the running one. Children
+    of an old generation keep their own descriptors until they exit."""
+    for owner, opened in _generations:
+        if owner is not config:
+            for log in opened.values():
+                log.close()
+    _generations[:] = [(owner, opened) for owner, opened in _generations if owner is config]
     return OK
 
 

@@ -131,6 +131,27 @@ def test_no_line_is_lost_across_graceful_restarts(pyhttpd_factory):
     assert len(ids) == len(set(ids))
 
 
+def test_restarts_do_not_pile_up_open_log_files_in_the_master(pyhttpd_factory):
+    server = pyhttpd_factory(TIMED, files=FILES, start_servers=1)
+
+    def master_log_fds() -> int:
+        fd_dir = f"/proc/{server.pid}/fd"
+        count = 0
+        for fd in os.listdir(fd_dir):
+            try:
+                count += os.readlink(f"{fd_dir}/{fd}").endswith("/logs/access_log")
+            except OSError:
+                pass
+        return count
+
+    assert master_log_fds() == 1
+    for restarts in range(1, 4):
+        server.signal(signal.SIGUSR1)
+        assert server.wait_for(lambda n=restarts: server.log_text().count("Doing graceful restart") == n, 10)
+        assert fetch(server.port, "/hello.txt").status == 200
+        assert server.wait_for(lambda: master_log_fds() == 1, 5)
+
+
 def test_a_graceful_restart_reopens_a_rotated_log(pyhttpd_factory):
     server = pyhttpd_factory(TIMED, files=FILES, start_servers=1)
     assert fetch(server.port, "/hello.txt?id=before").status == 200

@@ -206,6 +206,21 @@ def test_reopening_picks_up_a_rotated_file_and_closes_the_old_one(tmp_path):
         os.fstat(old_fd)
 
 
+def test_the_master_closes_the_files_of_generations_it_no_longer_runs(tmp_path):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    old = static_config(tmp_path / "one", "CustomLog logs/access_log common", FILES)
+    new = static_config(tmp_path / "two", "CustomLog logs/access_log common", FILES)
+    old_log = old.main_server.module_config["log_config_module"].logs[0].log
+    new_log = new.main_server.module_config["log_config_module"].logs[0].log
+    old_fd = old_log.fd
+    new.hooks.run_all("monitor", new)
+    assert old_log.fd is None
+    with pytest.raises(OSError):
+        os.fstat(old_fd)
+    assert fcntl.fcntl(new_log.fd, fcntl.F_GETFL) & os.O_APPEND
+
+
 def test_lines_written_by_many_processes_never_tear(tmp_path):
     log = LogFile(str(tmp_path / "shared_log")).open()
     children = []
