@@ -96,6 +96,8 @@ class AjpConnection:
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
         self.broken = False  # a protocol error: close without End Response
+        self.out: list[bytes] = []  # packets not sent yet
+        self.body_left: int | None = None  # response bytes still due by Content-Length
         # body of the current request
         self.first_body_pending = False
         self.body_remaining: int | None = None
@@ -108,6 +110,8 @@ class AjpConnection:
         """Serve requests until the web server closes, a request ends the connection, a
         packet is malformed or the connection stays idle for `Timeout` seconds."""
         self.sock.settimeout(self.timeout or None)
+        if self.sock.family in (socket.AF_INET, socket.AF_INET6):
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.slot is not None:
             self.slot.set_status(SERVER_BUSY_READ)
         try:
@@ -190,6 +194,7 @@ class AjpConnection:
         self.body_remaining = content_length
         self.body_done = content_length == 0
         self.body_buf = b""
+        self.body_left = None
         if self.slot is not None:
             vhost = r.headers_in.get("Host") or f"{msg.server_name}:{msg.server_port}"
             self.slot.start_request(self.connection.remote_ip, vhost, r.the_request, "ajp13")
@@ -283,6 +288,7 @@ class AjpConnection:
             # Closing without End Response tells mod_jk the response failed, so the
             # client sees a truncated response, never a complete-looking wrong one.
             self.broken = True
+            self._send()
             return
         if self.first_body_pending:
             # The body packet the web server sent unasked is on the wire still: drop it.
@@ -290,7 +296,7 @@ class AjpConnection:
             if self._next_packet() is None:
                 self.broken = True
                 return
-        self.sock.sendall(encode_end_response(self.reuse))
+        self._send(encode_end_response(self.reuse))
 
     # -- Transport -----------------------------------------------------------------------
 
@@ -310,7 +316,7 @@ class AjpConnection:
             wanted = self.body_chunk_size
             if self.body_remaining is not None:
                 wanted = min(wanted, self.body_remaining)
-            self.sock.sendall(encode_get_body_chunk(wanted))
+            self._send(encode_get_body_chunk(wanted))
         try:
             payload = self._next_packet()
             if payload is None:
@@ -343,26 +349,27 @@ class AjpConnection:
         except AjpError as e:
             log_rerror(r, "error", "ajp", f"response headers do not fit in AjpPacketSize {self.packet_size}: {e}")
             raise
-        self.sock.sendall(packet)
+        length = r.headers_out.get("Content-Length")
+        self.body_left = int(length) if length and length.isdigit() and not r.header_only else None
+        self.out.append(packet)  # goes with the first body bytes, or with End Response
 
     def write(self, data: bytes) -> None:
-        """Send body bytes as Send Body Chunks of at most AjpPacketSize - 8 bytes each."""
+        """Send body bytes as Send Body Chunks of at most AjpPacketSize - 8 bytes each.
+
+        The bytes that complete a response of known length wait for End Response, so a
+        small response leaves in one segment."""
         limit = self.send_chunk_size
-        if len(data) <= limit:
-            self.sock.sendall(encode_send_body_chunk(bytes(data), self.packet_size))
-            return
+        out = self.out
         view = memoryview(data)
-        batch: list[bytes] = []
-        batched = 0
         for start in range(0, len(view), limit):
-            packet = encode_send_body_chunk(bytes(view[start : start + limit]), self.packet_size)
-            batch.append(packet)
-            batched += len(packet)
-            if batched >= SEND_BATCH:
-                self.sock.sendall(b"".join(batch))
-                batch, batched = [], 0
-        if batch:
-            self.sock.sendall(b"".join(batch))
+            out.append(encode_send_body_chunk(bytes(view[start : start + limit]), self.packet_size))
+            if len(out) >= SEND_BATCH // limit:
+                self._send()
+        if self.body_left is not None:
+            self.body_left -= len(data)
+            if self.body_left <= 0:
+                return
+        self._send()
 
     def sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
         """Send part of a file: AJP frames every chunk, so it is read, not os.sendfile'd."""
@@ -377,7 +384,17 @@ class AjpConnection:
 
     def flush(self) -> None:
         """An empty Send Body Chunk makes mod_jk flush its client connection."""
-        self.sock.sendall(encode_send_body_chunk(b"", self.packet_size))
+        self._send(encode_send_body_chunk(b"", self.packet_size))
+
+    def _send(self, packet: bytes = b"") -> None:
+        """Send what is held and `packet`, in one write."""
+        out = self.out
+        if packet:
+            out.append(packet)
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self.sock.sendall(data)
 
 
 def _same_secret(given: str | None, expected: str) -> bool:
