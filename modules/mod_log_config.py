@@ -318,6 +318,8 @@ def _parse(text: str) -> list[Item]:
         i += 1
         code = CODES.get(letter)
         if code is None:
+            if letter in "IOS":
+                raise DirectiveError(f"LogFormat directive %{letter} needs byte counts on the wire (mod_logio), which pyhttpd does not keep")
             raise DirectiveError(f"Unrecognized LogFormat directive %{letter}")
         if letter in NEEDS_ARGUMENT and not arg:
             raise DirectiveError(f"LogFormat directive %{letter} needs an argument: %{{name}}{letter}")

@@ -248,6 +248,7 @@ def test_lines_written_by_many_processes_never_tear(tmp_path):
     [
         ('LogFormat "%h %Z" bad', 'httpd.conf:11: LogFormat: Unrecognized LogFormat directive %Z'),
         ('LogFormat "%{Referer" bad', "missing '}'"),
+        ('LogFormat "%h %O" bad', "%O needs byte counts on the wire (mod_logio)"),
         ('LogFormat "%i" bad', "LogFormat directive %i needs an argument"),
         ('LogFormat "%h %" bad', "ends in the middle of a % directive"),
         ('CustomLog logs/x "%h %Q"', "httpd.conf:11: CustomLog: Unrecognized LogFormat directive %Q"),
