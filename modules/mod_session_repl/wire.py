@@ -14,7 +14,7 @@ Frame layout, big-endian::
     flags   1  bit 0: an HMAC tag follows (cluster frames)
     slen    1  length of the sender id
     seq     8  per connection, strictly increasing from 1
-    link    16 the receiver's HELLO nonce (zeros in HELLO and local frames)
+    link    16 the receiver's HELLO nonce (zeros in HELLO, HEARTBEAT and local frames)
     length  4  payload length, at most max_frame
     sender  slen bytes, ASCII member id
     payload length bytes, a UTF-8 JSON object
@@ -30,7 +30,9 @@ random nonce; every later frame it sends names the peer's nonce in ``link``.  A
 reader created with its own nonce rejects frames naming any other (frames
 recorded on another connection) and any sequence number not above the last
 (frames repeated on this one).  The HELLO itself carries a timestamp for the
-agent to check.
+agent to check.  Multicast HEARTBEATs are single datagrams, read each with a
+fresh reader without a nonce; they only announce members (checked by timestamp)
+and never carry session data.
 
 Payloads are checked against a schema per message type: required and optional
 top-level fields with their JSON types.  Deltas and session records inside them
@@ -100,6 +102,7 @@ class MessageType(enum.IntEnum):
     TRANSFER_COMPLETE = 10
     CHANGE_SESSION_ID = 11
     PULL = 12
+    HEARTBEAT = 13
     GET = 64
     CREATE = 65
     COMMIT = 66
@@ -177,7 +180,19 @@ _CLUSTER: dict[MessageType, _Schema] = {
     MessageType.TRANSFER_COMPLETE: ({"chunks": _COUNT, "sessions": _COUNT}, {}),
     MessageType.CHANGE_SESSION_ID: ({"old": _SESSION_ID, "new": _SESSION_ID}, {"ack": _BOOL}),
     MessageType.PULL: ({"ids": _SESSION_IDS}, {}),
+    # A multicast datagram announcing a member; like HELLO it is bound to no connection.
+    MessageType.HEARTBEAT: (
+        {
+            "cluster": _STR,
+            "address": _STR,
+            "incarnation": _COUNT,
+            "started": _COUNT,
+            "ts": _COUNT,
+        },
+        {},
+    ),
 }
+_UNBOUND = frozenset({MessageType.HELLO, MessageType.HEARTBEAT})
 # Requests from a child; the agent answers each with a REPLY whose "re" is the request's seq.
 _LOCAL: dict[MessageType, _Schema] = {
     MessageType.GET: ({"id": _SESSION_ID}, {"known_version": _optional(_COUNT)}),
@@ -269,7 +284,7 @@ class FrameWriter:
         """The bytes of one frame; FrameError if *body* breaks the schema or the size limit."""
         local = self._secret is None
         check_body(msg_type, body, local=local)
-        if local or msg_type is MessageType.HELLO:
+        if local or msg_type in _UNBOUND:
             link = _NO_LINK
         elif self.peer_nonce is None:
             raise FrameError(f"{msg_type.name} before the peer's HELLO: no nonce to bind it to")
@@ -403,6 +418,8 @@ class FrameReader:
             raise ReplayError(f"sequence number {seq} not above {self.last_seq}: replayed frame")
         if self._nonce is None:
             return
+        if msg_type is MessageType.HEARTBEAT:
+            raise FrameError("HEARTBEAT is a multicast datagram, not a connection frame")
         if msg_type is MessageType.HELLO:
             if self.hello_seen:
                 raise FrameError("second HELLO on one connection")
