@@ -1,0 +1,193 @@
+"""The child's side of the session agent: a cooperative client over the agent's Unix socket.
+
+One connection per child carries the requests of all its greenlets; each
+request is numbered by its frame and answered by a REPLY naming that number, so
+answers may come back in any order and a request waiting for a sync commit
+holds up no other.  If the agent is being restarted by the master, the client
+waits up to *connect_wait* seconds for it before giving up.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import gevent
+from gevent import socket as gsocket
+from gevent.event import AsyncResult
+from gevent.lock import Semaphore
+
+from .backend import SessionGone, SessionStoreUnavailable, SessionTooLarge
+from .session import Delta, Session
+from .wire import FrameError, FrameReader, FrameWriter, MessageType, WireError
+
+CONNECT_WAIT = 10.0
+RETRY_INTERVAL = 0.05
+
+
+class _Connection:
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.reader = FrameReader(None)
+        self.writer = FrameWriter("", None)
+        self.lock = Semaphore()
+        self.pending: dict[int, AsyncResult] = {}
+        self.closed = False
+        self.greenlet = gevent.spawn(self._read_loop)
+
+    def call(self, msg_type: MessageType, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        result = AsyncResult()
+        with self.lock:
+            data = self.writer.encode(msg_type, body)
+            seq = self.writer.seq
+            self.pending[seq] = result
+            try:
+                self.sock.sendall(data)
+            except OSError as exc:
+                self.close()
+                raise ConnectionError(str(exc)) from None
+        try:
+            return result.get(timeout=timeout)
+        finally:
+            self.pending.pop(seq, None)
+
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                data = self.sock.recv(65536)
+                if not data:
+                    break
+                for frame in self.reader.feed(data):
+                    waiter = self.pending.pop(frame.body["re"], None)
+                    if waiter is not None:
+                        waiter.set(frame.body)
+        except (OSError, WireError):
+            pass
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        pending, self.pending = self.pending, {}
+        for waiter in pending.values():
+            waiter.set_exception(ConnectionError("the session agent closed the connection"))
+        if self.greenlet is not gevent.getcurrent():
+            self.greenlet.kill(block=False)
+
+
+class AgentClient:
+    """Talks to the node's session agent at *path* (see the module docstring).
+
+    *timeout* bounds one request, including a state transfer the agent may
+    still be running and the acknowledgements of a sync commit.
+    """
+
+    def __init__(self, path: str, *, timeout: float = 70.0, connect_wait: float = CONNECT_WAIT) -> None:
+        self.path = path
+        self.timeout = timeout
+        self.connect_wait = connect_wait
+        self._connection: _Connection | None = None
+        self._connect_lock = Semaphore()
+
+    def _connect(self) -> _Connection:
+        conn = self._connection
+        if conn is not None and not conn.closed:
+            return conn
+        with self._connect_lock:
+            conn = self._connection
+            if conn is not None and not conn.closed:
+                return conn
+            deadline = time.monotonic() + self.connect_wait
+            while True:
+                sock = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(self.path)
+                    break
+                except OSError as exc:
+                    sock.close()
+                    if time.monotonic() >= deadline:
+                        raise SessionStoreUnavailable(
+                            f"the session agent at {self.path} is not answering "
+                            f"({exc.strerror or exc}) after {self.connect_wait:.0f} s"
+                        ) from None
+                    gevent.sleep(RETRY_INTERVAL)
+            self._connection = _Connection(sock)
+            return self._connection
+
+    def call(self, msg_type: MessageType, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one request and return the agent's reply.
+
+        A connection lost before the reply (the agent died) is retried once on a
+        new one: every request is safe to repeat.
+        """
+        for attempt in (1, 2):
+            conn = self._connect()
+            try:
+                reply = conn.call(msg_type, body, self.timeout)
+            except FrameError as exc:
+                raise SessionTooLarge(str(exc)) from None
+            except ConnectionError as exc:
+                if attempt == 2:
+                    raise SessionStoreUnavailable(f"the session agent went away: {exc}") from None
+                continue
+            except gevent.Timeout:
+                raise SessionStoreUnavailable(
+                    f"the session agent did not answer {msg_type.name} within {self.timeout:.0f} s"
+                ) from None
+            if not reply["ok"] and reply.get("error", "").startswith("not ready"):
+                raise SessionStoreUnavailable(f"the session agent is {reply['error']}")
+            return reply
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Drop the connection (a new one is made on the next request)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    # -- the session store interface the request side uses -------------------------------------
+
+    def load(self, session_id: str) -> Session | None:
+        """The session with *session_id* (its id may come back rebound), or None."""
+        reply = self.call(MessageType.GET, {"id": session_id})
+        record = reply.get("session")
+        if record is None:
+            return None
+        return Session(
+            record["id"],
+            record["attributes"],
+            creation_time=record["created"],
+            last_accessed=record["accessed"],
+            max_inactive=record["max_inactive"],
+            version=record["version"],
+        )
+
+    def commit(self, session: Session, delta: Delta, sync: bool) -> int:
+        """Store a request's changes; the new version.  Raises SessionGone if it ended meanwhile."""
+        reply = self.call(
+            MessageType.COMMIT,
+            {"id": session.id, "base": session.version, "delta": delta.to_dict(), "sync": sync},
+        )
+        if not reply["ok"]:
+            if reply.get("error") == "gone":
+                raise SessionGone(session.id)
+            raise SessionStoreUnavailable(f"commit of {session.id} failed: {reply.get('error')}")
+        return reply["version"]
+
+    def invalidate(self, session_id: str, sync: bool) -> None:
+        """End the session on every node."""
+        self.call(MessageType.INVALIDATE, {"id": session_id, "sync": sync})
+
+    def change_id(self, old_id: str, new_id: str) -> bool:
+        """Move a session to a new id; False if it is gone."""
+        return self.call(MessageType.CHANGE_SESSION_ID, {"old": old_id, "new": new_id})["ok"]
+
+    def status(self) -> dict[str, Any]:
+        """The agent's status (members, sessions, counters)."""
+        return self.call(MessageType.STATUS, {})["status"]
