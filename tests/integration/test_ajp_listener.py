@@ -1,4 +1,5 @@
-"""A real pyhttpd node with an ajp13 listener, driven by pyhttpd's own AJP13 codec."""
+"""A real pyhttpd node with an ajp13 listener, driven by pyhttpd's own AJP13 codec, and two
+nodes behind a pyhttpd front with mod_jk."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import threading
 import time
 
 from tests.apps.echo_app import pattern
+from tests.interop.test_apache_modjk_front import Client, balancer, member, node_conf
+from tests.peers.page_text import parse_page
 from tests.server import PYHTTPD, PyHttpd
 from tests.unit.test_ajp_connection import ECHO_APP, SECRET, WebServer
 
@@ -116,3 +119,76 @@ def test_ajp_secret_required_off_allows_an_open_listener(tmp_path):
     conf.write_text(f"ServerRoot {tmp_path}\nListen 127.0.0.1:18009 ajp13\nAjpSecretRequired Off\n")
     done = subprocess.run([sys.executable, str(PYHTTPD), "-f", str(conf), "-t"], capture_output=True, text=True, timeout=30)
     assert (done.returncode, done.stderr.strip()) == (0, "Syntax OK")
+
+
+# -- pyhttpd's own mod_jk in front of two pyhttpd nodes: the whole stack in Python ---------
+
+
+def front_conf(workers: str) -> tuple[str, dict[str, str]]:
+    conf = (
+        "LoadModule jk_module modules/mod_jk\nJkWorkersFile conf/workers.properties\n"
+        "JkLogFile logs/mod_jk.log\nJkLogLevel info\nJkMount /* lb\n"
+    )
+    return conf, {"conf/workers.properties": workers}
+
+
+def start_cluster(pyhttpd_factory):  # noqa: ANN001, ANN201
+    nodes = []
+    for name in ("node1", "node2"):
+        conf, files = node_conf(name)
+        nodes.append(pyhttpd_factory(conf, extra_listens=("ajp13",), files=files, start_servers=1))
+    conf, files = front_conf(balancer(*nodes))
+    front = pyhttpd_factory(conf, files=files)
+    return front, nodes
+
+
+def test_pyhttpd_mod_jk_front_forwards_everything_a_client_sends_to_a_node(pyhttpd_factory):
+    front, _ = start_cluster(pyhttpd_factory)
+    client = Client(front.port, source="127.0.0.2")
+    page = client.page("/info/some%20path?a=1", headers={"Cookie": "flavour=mint", "X-Probe": "yes"})
+    assert page["node"] in ("node1", "node2")
+    assert (page["pathInfo"], page["queryString"]) == ("/info/some path", "a=1")
+    assert (page["cookie.flavour"], page["header.x-probe"]) == ("mint", "yes")
+    assert (page["remoteAddr"], page["remotePort"]) == ("127.0.0.2", str(client.local_port))
+    assert (page["serverName"], page["serverPort"]) == ("127.0.0.1", str(front.port))
+    payload = pattern(1024 * 1024)
+    page = client.page("/info", method="POST", body=payload)
+    assert page["body.sha256"] == hashlib.sha256(payload).hexdigest()
+    chunks = (payload[i : i + 30_000] for i in range(0, len(payload), 30_000))
+    page = client.page("/info", method="POST", body=chunks, headers={"Transfer-Encoding": "chunked"})
+    assert page["body.sha256"] == hashlib.sha256(payload).hexdigest()
+    status, headers, body = client.fetch(f"/big?bytes={5 * 1024 * 1024}")
+    assert (status, body == pattern(5 * 1024 * 1024)) == (200, True)
+    status, headers, _ = client.fetch("/headers")
+    assert headers.get_all("Set-Cookie") == ["alpha=1; Path=/", "beta=2; HttpOnly"]
+    assert headers.get_all("X-Pyhttpd-Multi") == ["one", "two"]
+
+
+def test_pyhttpd_mod_jk_front_keeps_sessions_on_their_node_and_fails_over(pyhttpd_factory):
+    front, (node1, _) = start_cluster(pyhttpd_factory)
+    client = Client(front.port)
+    cookies = {}
+    for _ in range(20):
+        status, headers, body = client.fetch("/session")
+        page = parse_page(body.decode())
+        cookies.setdefault(page["node"], headers["Set-Cookie"].split(";", 1)[0])
+        if len(cookies) == 2:
+            break
+    assert set(cookies) == {"node1", "node2"}
+    for node, cookie in cookies.items():
+        pages = [client.page("/session", headers={"Cookie": cookie}) for _ in range(3)]
+        assert [(p["node"], p["counter"]) for p in pages] == [(node, "2"), (node, "3"), (node, "4")]
+    node1.stop()
+    page = client.page("/session", headers={"Cookie": cookies["node1"]})
+    assert (page["node"], page["new"]) == ("node2", "true")
+
+
+def test_pyhttpd_mod_jk_front_with_the_wrong_secret_gets_403(pyhttpd_factory):
+    conf, files = node_conf("node1")
+    node = pyhttpd_factory(conf, extra_listens=("ajp13",), files=files)
+    conf, files = front_conf("worker.list=lb\nworker.lb.type=lb\nworker.lb.balance_workers=node1\n" + member("node1", node, "nope"))
+    front = pyhttpd_factory(conf, files=files)
+    status, _, body = Client(front.port).fetch("/info")
+    assert status == 403
+    assert b"node=" not in body
+    assert node.wait_for(lambda: "AJP request refused: wrong secret" in node.log_text())
