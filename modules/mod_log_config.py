@@ -12,7 +12,7 @@ Format codes are httpd's: %a %A %b %B %C %D %e %f %h %H %i %k %l %L %m %n %o %p 
 of an internal redirect) and status-condition (`%400,501{Referer}i`, `%!200i`) modifiers.
 As httpd, %s %U %T %D %r look at the original request and the others at the final one.
 Strings are escaped as httpd's ap_escape_logitem: `"` and `\\` get a backslash, control
-and non-ASCII bytes become \\xhh.
+and non-ASCII bytes become \\xhh (header values are bytes as latin-1, paths UTF-8).
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ def escape_logitem(value: str) -> str:
     if _UNSAFE.search(value) is None:
         return value
     return _UNSAFE.sub(_escape_char, value)
+
+
+def escape_path(value: str) -> str:
+    """escape_logitem for a decoded path (UTF-8, undecodable bytes kept as surrogates, as
+    r.uri and r.filename hold them): its bytes are what gets escaped."""
+    if value.isascii():
+        return escape_logitem(value)
+    return escape_logitem(value.encode("utf-8", "surrogateescape").decode("latin-1"))
 
 
 # -- format codes -----------------------------------------------------------------------
@@ -192,7 +200,7 @@ CODES: dict[str, Code] = {
     "C": _cookie,
     "D": lambda r, a: str(int((time.perf_counter() - r.start) * 1_000_000)),
     "e": lambda r, a: _optional(r.subprocess_env.get(a or "")),
-    "f": lambda r, a: _optional(r.filename),
+    "f": lambda r, a: None if r.filename is None else escape_path(r.filename),
     "h": lambda r, a: r.connection.remote_ip,
     "H": lambda r, a: escape_logitem(r.protocol),
     "i": lambda r, a: _optional(r.headers_in.get_joined(a or "")),
@@ -211,7 +219,7 @@ CODES: dict[str, Code] = {
     "t": _time,
     "T": _elapsed,
     "u": _user,
-    "U": lambda r, a: escape_logitem(r.uri),
+    "U": lambda r, a: escape_path(r.uri),
     "v": lambda r, a: _optional(r.server.server_hostname),
     "V": lambda r, a: _optional(r.hostname or r.server.server_hostname),
     "X": _connection_status,

@@ -129,6 +129,12 @@ def test_values_are_escaped_as_httpd_does(tmp_path):
     assert line == '"GET /a\\"b HTTP/1.1" "x\\"y\\\\z\\x01\\tw\\xe9" /a\\"b'
 
 
+def test_non_ascii_paths_are_logged_as_their_utf8_bytes(tmp_path):
+    line = logged(tmp_path, "%U|%r|%f", "/caf%C3%A9.txt")
+    htdocs = tmp_path / "root0" / "htdocs"
+    assert line == f"/caf\\xc3\\xa9.txt|GET /caf%C3%A9.txt HTTP/1.1|{htdocs}/caf\\xc3\\xa9.txt"
+
+
 def test_escape_logitem():
     assert escape_logitem("plain text/ok") == "plain text/ok"
     assert escape_logitem('"\\\n\r\x7f') == '\\"\\\\\\n\\r\\x7f'
