@@ -114,6 +114,17 @@ class Server:
         return (self.root / "logs" / "error_log").read_text()
 
 
+def script_server(root: Path, returns: str, before_return: str = "") -> Server:
+    """A server with WSGIScriptAlias /r to an application that returns `returns`."""
+    script = root / "app.py"
+    script.write_text(
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        f"{before_return}    return {returns}\n"
+    )
+    return Server(root, f"WSGIScriptAlias /r {script}")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Server:
     return Server(tmp_path, f"WSGIScriptAlias /app {ECHO_APP}")
@@ -196,13 +207,7 @@ def test_wsgi_input_read_with_a_size_fills_it_unless_the_body_ends():
 
 
 def test_single_item_list_response_gets_a_content_length(tmp_path):
-    script = tmp_path / "app.py"
-    script.write_text(
-        "def application(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return [b'hello']\n"
-    )
-    server = Server(tmp_path, f"WSGIScriptAlias /r {script}")
+    server = script_server(tmp_path, "[b'hello']")
     t, _ = server.request("/r")
     assert (t.header("Content-Length"), bytes(t.out)) == (["5"], b"hello")
 
@@ -411,14 +416,9 @@ def test_set_handler_wsgi_script_serves_the_mapped_file(tmp_path):
 
 
 def test_other_modules_add_environ_entries_through_request_notes(tmp_path):
-    script = tmp_path / "app.py"
-    script.write_text(
-        "def application(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    r = environ['pyhttpd.request']\n"
-        "    return [f\"{environ['pyhttpd.session']} {r.uri}\".encode()]\n"
+    server = script_server(
+        tmp_path, "[f\"{environ['pyhttpd.session']} {r.uri}\".encode()]", "    r = environ['pyhttpd.request']\n"
     )
-    server = Server(tmp_path, f"WSGIScriptAlias /r {script}")
 
     def add_session(r: Request) -> int:
         r.notes["wsgi_environ"] = {"pyhttpd.session": "the-session"}
@@ -430,12 +430,6 @@ def test_other_modules_add_environ_entries_through_request_notes(tmp_path):
 
 
 def test_empty_response_gets_content_length_zero(tmp_path):
-    script = tmp_path / "app.py"
-    script.write_text(
-        "def application(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return iter(())\n"
-    )
-    server = Server(tmp_path, f"WSGIScriptAlias /r {script}")
+    server = script_server(tmp_path, "iter(())")
     t, _ = server.request("/r")
     assert (t.status, t.header("Content-Length"), bytes(t.out)) == (200, ["0"], b"")
