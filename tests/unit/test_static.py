@@ -251,3 +251,11 @@ def test_parsed_ranges_cover_exactly_the_satisfiable_bytes(size, items):
         assert 0 <= first <= last < size
         covered.update(range(first, last + 1))
     assert covered == wanted
+
+
+def test_non_ascii_and_non_utf8_file_names_are_served(config, tmp_path):
+    (tmp_path / "htdocs" / "caf\u00e9.txt").write_bytes(b"utf8 name")
+    with open(os.path.join(os.fsencode(tmp_path), b"htdocs", b"caf\xe9.bin"), "wb") as f:
+        f.write(b"latin-1 name")
+    assert bytes(serve(config, "/caf%C3%A9.txt")[1].out) == b"utf8 name"
+    assert bytes(serve(config, "/caf%E9.bin")[1].out) == b"latin-1 name"
