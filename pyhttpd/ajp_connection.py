@@ -92,6 +92,7 @@ class AjpConnection:
         self.body_chunk_size = max_body_chunk_size(self.packet_size)
         self.send_chunk_size = max_send_body_chunk_size(self.packet_size)
         local = sock.getsockname()
+        self.peer_ip = addr[0]
         self.peer = f"{addr[0]}:{addr[1]}"
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
@@ -220,7 +221,7 @@ class AjpConnection:
         attributes = dict(msg.req_attributes)
         c.keepalives += 1
         c.aborted = False
-        c.remote_ip = msg.remote_addr or c.remote_ip
+        c.remote_ip = msg.remote_addr or self.peer_ip
         port = attributes.get("AJP_REMOTE_PORT", "")
         c.remote_port = int(port) if port.isdigit() else 0
         c.is_ssl = msg.is_ssl
