@@ -22,10 +22,11 @@ after twice the time if they hear nothing.
 
 A starting agent is not ready: it asks the oldest connected member for all its
 sessions (a state transfer, chunk by chunk, each acknowledged) and answers
-children only when done, or after ``ClusterStateTransferTimeout``.  A request
-for a session this node lacks is pulled from the members before it is
-declared unknown, which covers backup replication and any change still in
-flight.
+children only when done, or after ``ClusterStateTransferTimeout``.  Whenever
+a link to a member comes up, the member also gets the sessions this node is
+primary for, so one that was cut off for a while catches up.  A request for a
+session this node lacks is pulled from the members before it is declared
+unknown, which covers backup replication and any change still in flight.
 """
 
 from __future__ import annotations
@@ -554,6 +555,8 @@ class SessionAgent:
                 link.start()
                 gevent.wait([link.ready, link.closed], count=1)
                 member.tried = True
+                if link.ready.is_set():
+                    self._greenlets.spawn(self._push_primaries, link)
                 link.closed.wait()
                 if member.outbound is link:
                     member.outbound = None
@@ -697,9 +700,8 @@ class SessionAgent:
 
     # -- state transfer ------------------------------------------------------------------------
 
-    def _send_all(self, link: PeerLink) -> None:
-        started = time.monotonic()
-        ids = self.store.ids()
+    def _stream(self, link: PeerLink, ids: list[str], what: str) -> tuple[int, int] | None:
+        """Send the sessions *ids* in acknowledged chunks; (chunks, sessions), None if cut off."""
 
         def records() -> Iterator[dict[str, Any]]:
             for session_id in ids:
@@ -719,18 +721,36 @@ class SessionAgent:
             if answer.get("result") != "applied":
                 self.log(
                     "warn",
-                    f"state transfer to {link.peer_id} stopped at chunk {chunks}: "
+                    f"{what} to {link.peer_id} stopped at chunk {chunks}: "
                     f"{answer.get('error') or answer.get('result')}",
                 )
-                return
+                return None
             chunks += 1
             sessions += len(chunk)
+        return chunks, sessions
+
+    def _send_all(self, link: PeerLink) -> None:
+        started = time.monotonic()
+        sent = self._stream(link, self.store.ids(), "state transfer")
+        if sent is None:
+            return
+        chunks, sessions = sent
         link.send(MessageType.TRANSFER_COMPLETE, {"chunks": chunks, "sessions": sessions})
         self.log(
             "info",
             f"sent {sessions} sessions to {link.peer_id} in {chunks} chunks "
             f"({time.monotonic() - started:.2f} s)",
         )
+
+    def _push_primaries(self, link: PeerLink) -> None:
+        """Send a member whose link just came up the sessions this node is primary for.
+
+        A member that was cut off for a moment (or restarted) missed the changes
+        made meanwhile; versions make the sessions it already has harmless.
+        """
+        ids = [sid for sid in self.store.ids() if self.store.is_primary(sid)]
+        if ids and self._stream(link, ids, "catch-up") is not None:
+            self.counters["catch_up_pushes"] += 1
 
     def _state_transfer(self) -> None:
         begun = time.monotonic()

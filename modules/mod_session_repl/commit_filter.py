@@ -126,6 +126,7 @@ class CommitFilter:
             if not (name.lower() == "set-cookie" and value.startswith(prefix))
         )
         r.transport = self.inner
+        r.status_line = None  # the application's, which would override the status
         r.headers_sent = False
         r.bytes_sent = 0
         send_error_response(r, status)

@@ -10,7 +10,8 @@
 Applications get ``environ['pyhttpd.session']`` (see :mod:`.request_session`):
 the post_read_request hook finds the id the request carries, the fixups hook
 puts a lazily loaded session in ``r.notes["pyhttpd.session"]`` and in
-mod_wsgi's ``r.notes["wsgi_environ"]`` and wraps the response in the
+mod_wsgi's ``r.notes["wsgi_environ"]`` (with ``pyhttpd.route``, this node's
+SessionRoute) and wraps the response in the
 :mod:`.commit_filter`, and the log_transaction hook, first of all, commits the
 session and lets the end of the response out.  One session agent per node
 (:mod:`.agent`, a helper process the master supervises) holds the sessions;
@@ -67,7 +68,8 @@ if TYPE_CHECKING:
 
 NAME = "session_repl_module"
 LOG_MODULE = "session_repl"
-NOTE = "pyhttpd.session"  # the r.notes key mod_wsgi passes on as environ['pyhttpd.session']
+NOTE = "pyhttpd.session"  # environ['pyhttpd.session'] and r.notes["pyhttpd.session"]
+ROUTE_NOTE = "pyhttpd.route"  # environ['pyhttpd.route']: this node's SessionRoute
 STATUS_HANDLER = "session-cluster-status"
 STATUS_SHORT = 0x1  # httpd's AP_STATUS_SHORT: the ?auto variant
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # an RFC 7230 token
@@ -370,7 +372,9 @@ class SessionReplModule(Module):
             log=lambda level, message: log_rerror(r, level, LOG_MODULE, message),
         )
         r.notes[NOTE] = session
-        r.notes.setdefault("wsgi_environ", {})[NOTE] = session
+        environ = r.notes.setdefault("wsgi_environ", {})
+        environ[NOTE] = session
+        environ[ROUTE_NOTE] = settings.route
         output = CommitFilter(r.transport, session, cfg.effective_cookie_name)
         r.transport = output
         r.request_config[NAME] = output

@@ -371,3 +371,13 @@ def test_links_measure_the_round_trip_of_acknowledged_deltas(cluster):
     a.new_session(n=1)
     link: PeerLink = a.agent.membership.by_id("node2").outbound
     assert len(link.lag) == 1 and link.lag.percentile(50) < 1000
+
+
+def test_a_member_cut_off_for_a_moment_catches_up_when_the_link_returns(cluster):
+    a, b = cluster(2)
+    session = a.new_session(n=1)
+    a.agent.membership.by_id("node2").outbound.close("cut for the test")
+    session["n"] = 2
+    a.client.commit(session, session.delta(), sync=True)  # node2 is not connected: not sent
+    wait_until(lambda: b.agent.store.get(session.id).attributes["n"] == 2, timeout=5)
+    assert a.agent.counters["catch_up_pushes"] >= 1

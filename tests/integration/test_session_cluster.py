@@ -1,0 +1,199 @@
+"""Replicated sessions on real pyhttpd nodes, with pyhttpd's own mod_jk (lb, sticky) in front."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+import pytest
+
+from tests.integration.session_nodes import (
+    AJP_SECRET,
+    Browser,
+    Node,
+    request,
+    start_all,
+    start_nodes,
+)
+from tests.peers.ports import free_port
+from tests.server import PyHttpd
+
+SESSIONS = 200
+WRITES = 3
+
+
+def front_conf(nodes: list[Node]) -> dict:
+    """A pyhttpd front whose lb worker balances the nodes by route, sticky."""
+    names = ",".join(n.route for n in nodes)
+    workers = f"worker.list=lb\nworker.lb.type=lb\nworker.lb.balance_workers={names}\n"
+    for node in nodes:
+        workers += (
+            f"worker.{node.route}.type=ajp13\nworker.{node.route}.host=127.0.0.1\n"
+            f"worker.{node.route}.port={node.ajp_port}\nworker.{node.route}.secret={AJP_SECRET}\n"
+        )
+    return {
+        "conf": "LoadModule jk_module modules/mod_jk\nJkWorkersFile conf/workers.properties\n"
+        "JkLogFile logs/mod_jk.log\nJkMount /app/* lb\n",
+        "files": {"conf/workers.properties": workers},
+        "start_servers": 2,
+        "threads_per_child": 16,
+    }
+
+
+@pytest.fixture
+def nodes_factory():
+    """``nodes_factory(count, **node_conf)`` starts session nodes; all stop after the test."""
+    started: list[Node] = []
+
+    def make(count: int, **conf) -> list[Node]:
+        nodes = start_nodes(count, **conf)
+        started.extend(nodes)
+        return nodes
+
+    make.started = started
+    try:
+        yield make
+    finally:
+        for node in started:
+            node.close()
+        for node in started:
+            print(f"===== {node.route} =====\n{node.server.log_text()[-6000:]}")
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def cluster_ready(nodes: list[Node]) -> bool:
+    statuses = [node.status() for node in nodes]
+    return all(
+        s["ready"] and sum(m["state"] == "alive" for m in s["members"]) == len(nodes) - 1
+        for s in statuses
+    )
+
+
+def test_a_node_killed_with_sigkill_loses_no_session_and_gets_them_all_back(
+    nodes_factory, pyhttpd_factory
+):
+    nodes = nodes_factory(3)
+    node1 = nodes[0]
+    assert wait_for(lambda: cluster_ready(nodes))
+    front: PyHttpd = pyhttpd_factory(**front_conf(nodes))
+
+    browsers = [Browser(front.port) for _ in range(SESSIONS)]
+    for _ in range(WRITES):
+        for i, browser in enumerate(browsers):
+            page = browser.get(f"/app/count?b={i}")
+            assert page["session"] == browser.session_id
+            assert page["node"] == browser.session_id.rsplit(".", 1)[1]  # sticky
+    on_node1 = [b for b in browsers if b.session_id.endswith(".node1")]
+    assert 20 < len(on_node1) < 180
+    assert all(int(b.get("/app/show")["count"]) == WRITES for b in browsers[:10])
+
+    node1.kill()
+
+    old_ids = {id(b): b.session_id for b in on_node1}
+    for browser in on_node1:
+        page = browser.get("/app/count")
+        assert page["node"] in ("node2", "node3")
+        assert int(page["count"]) == WRITES + 1, page  # every write made before the crash is there
+        # the route followed the session to its new node, and stickiness with it
+        assert browser.session_id != old_ids[id(browser)]
+        assert browser.session_id.endswith("." + page["node"])
+        assert browser.session_id.split(".")[0] == old_ids[id(browser)].split(".")[0]
+        assert browser.get("/app/show")["node"] == page["node"]
+
+    node1.start()
+    status = wait_for(lambda: (s := node1.status())["ready"] and s, timeout=30)
+    assert status["transfer"]["state"] == "done"
+    assert status["sessions"]["sessions"] == SESSIONS
+    for browser in browsers:  # served directly by node1 now, with every write
+        page = browser.get("/app/show", port=node1.port)
+        assert int(page["count"]) == WRITES + (1 if browser in on_node1 else 0)
+    assert "state transfer from node" in node1.server.log_text()
+
+
+def test_invalidation_and_expiry_are_seen_on_every_node(nodes_factory):
+    nodes = nodes_factory(3, extra="SessionMaxInactive 2\nSessionRouteRebind Off\n")
+    assert wait_for(lambda: cluster_ready(nodes))
+    node1, node2, node3 = nodes
+
+    ending = Browser(node1.port)
+    ending.get("/app/set?user=ann")
+    assert ending.get("/app/show", port=node2.port)["attributes"] == '{"user":"ann"}'
+    ending.get("/app/invalidate", port=node3.port)
+    for node in nodes:
+        assert ending.get("/app/peek", port=node.port)["exists"] == "False"
+
+    idle = Browser(node1.port)
+    idle.get("/app/set?user=bob")
+    assert all(node.status()["sessions"]["sessions"] == 1 for node in nodes)
+    assert wait_for(lambda: all(n.status()["sessions"]["sessions"] == 0 for n in nodes), timeout=10)
+    for node in nodes:
+        assert idle.get("/app/peek", port=node.port)["exists"] == "False"
+    assert node1.status()["counters"]["expired"] == 1
+
+
+def test_a_member_with_the_wrong_secret_is_ignored_and_logged(nodes_factory):
+    ports = [free_port() for _ in range(3)]
+    good = [Node(f"node{i + 1}", ports[i], ports) for i in range(2)]
+    bad = Node("node3", ports[2], ports, secret="an-entirely-different-secret-0123456789")
+    nodes_factory.started.extend([*good, bad])
+    start_all([*good, bad])
+    assert wait_for(
+        lambda: all(
+            any(m["id"] == other.route and m["state"] == "alive" for m in node.status()["members"])
+            for node, other in (good, good[::-1])
+        )
+    )
+    browser = Browser(good[0].port)
+    browser.get("/app/set?secret=kept")
+    assert good[1].status()["sessions"]["sessions"] == 1
+    assert bad.status()["sessions"]["sessions"] == 0
+    assert browser.get("/app/peek", port=bad.port)["exists"] == "False"
+    members = {m["address"]: m for m in good[0].status()["members"]}
+    intruder = members[f"127.0.0.1:{ports[2]}"]
+    assert intruder["state"] == "gone" and intruder["id"] is None
+    assert wait_for(lambda: "bad HMAC tag" in good[0].server.log_text())
+    assert "wrong cluster secret" in good[0].server.log_text()
+
+
+def test_a_killed_session_agent_is_restarted_and_nothing_is_lost(nodes_factory):
+    node1, node2 = nodes_factory(2)
+    assert wait_for(lambda: cluster_ready([node1, node2]))
+    browsers = [Browser(node1.port) for _ in range(50)]
+    for browser in browsers:
+        browser.get("/app/count")
+        browser.get("/app/count")
+    agent = node1.status()["pid"]
+    psutil.Process(agent).kill()
+    status = wait_for(lambda: (s := node1.status())["pid"] != agent and s["ready"] and s)
+    assert status["sessions"]["sessions"] == 50
+    assert (status["transfer"]["state"], status["transfer"]["donor"]) == ("done", "node2")
+    for browser in browsers:
+        assert browser.get("/app/count")["count"] == "3"
+    assert "helper session-agent" in node1.server.log_text()
+
+
+def test_requests_wait_for_the_state_transfer_of_a_starting_node(nodes_factory):
+    node1, node2 = nodes_factory(2)
+    assert wait_for(lambda: cluster_ready([node1, node2]))
+    browser = Browser(node1.port)
+    browser.get("/app/set?n=1")
+    node2.server.stop()
+    node2.start()
+    # the first request on the restarted node already sees the session
+    assert browser.get("/app/show", port=node2.port)["attributes"] == '{"n":"1"}'
+
+
+def test_a_jsessionid_path_parameter_finds_the_session(nodes_factory):
+    (node,) = nodes_factory(1)
+    browser = Browser(node.port)
+    browser.get("/app/count")
+    status, headers, body = request(node.port, f"/app/count;jsessionid={browser.session_id}")
+    assert status == 200 and "count=2" in body and "set-cookie" not in headers
