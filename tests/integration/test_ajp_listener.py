@@ -43,12 +43,17 @@ def test_node_serves_a_wsgi_application_over_ajp(pyhttpd_factory):
     assert bytes(response.body) == pattern(5 * 1024 * 1024)
 
 
-def test_static_files_are_served_over_ajp_too(pyhttpd_factory):
+def test_static_files_and_the_status_page_are_served_over_ajp_too(pyhttpd_factory):
     data = pattern(200_000)
-    node = pyhttpd_factory(NODE_CONF, extra_listens=("ajp13",), files={"htdocs/data.bin": data})
-    response = connect(node).request("/data.bin")
+    status_conf = "LoadModule status_module modules/mod_status\n<Location /server-status>\nSetHandler server-status\n</Location>\n"
+    node = pyhttpd_factory(NODE_CONF + status_conf, extra_listens=("ajp13",), files={"htdocs/data.bin": data})
+    web = connect(node)
+    response = web.request("/data.bin")
     assert (response.status, bytes(response.body)) == (200, data)
     assert response.header("Content-Length") == [str(len(data))]
+    response = web.request("/server-status", query_string="auto")
+    assert response.status == 200
+    assert "BusyWorkers:" in response.body.decode()
 
 
 def test_many_connections_are_served_at_once(pyhttpd_factory):
