@@ -180,6 +180,10 @@ class HttpConnection:
         self._body_cap = 0.0
         # its response
         self._resp: Request | None = None
+        self._head_lines: list[str] | None = None  # taken by send_headers, not sent yet
+        self._head_length: int | None = None
+        self._handler_close = False
+        self._declared: int | None = None  # the Content-Length the body will complete
         self._framing = _HEAD_PENDING
         self._left = 0
         self._out: list[bytes] = []
@@ -227,6 +231,8 @@ class HttpConnection:
     def _serve_message(self, msg: _Message) -> None:
         self._msg = msg
         self._resp = None
+        self._head_lines = None
+        self._declared = None
         self._framing = _HEAD_PENDING
         self._out = []
         self._out_len = 0
@@ -630,15 +636,44 @@ class HttpConnection:
     # -- Transport: the response ---------------------------------------------------------
 
     def send_headers(self, r: Request) -> None:
-        """Take the status and headers of `r`; they go out with the first body bytes (or at
-        the end of the response), when the framing is known."""
+        """Take the status and headers of `r`. They go out with the first body bytes, or
+        at the end of the response, once the framing is known."""
         self._resp = r
+        status = r.status
+        status_line = r.status_line
+        lines = [
+            f"HTTP/1.1 {status_line}\r\n" if status_line and status_line.startswith(str(status)) else _status_line(status),
+            _date_header(r.request_time),
+            _server_header(self.config),
+        ]
+        length: int | None = None
+        close = False
+        for table in (r.headers_out, r.err_headers_out):
+            for name, value in table:
+                lname = name.lower()
+                if lname in _HOP_BY_HOP:  # the framing and the connection are decided here
+                    if lname == "content-length":
+                        if length is None and value.isdigit():
+                            length = int(value)
+                    elif lname == "connection" and "close" in value.lower():
+                        close = True
+                    continue
+                lines.append(f"{name}: {value}\r\n")
+        if r.header_only or status in (204, 304) or status < 200:
+            self._declared = None
+            self._framing = _NO_BODY
+        else:
+            self._declared = length
+        self._head_lines = lines
+        self._head_length = length
+        self._handler_close = close
 
     def write(self, data: bytes) -> None:
-        """Response body bytes; small writes are collected and sent together."""
+        """Response body bytes; small writes are collected and sent together, and sent at
+        once when they complete the declared Content-Length."""
         self._out.append(data)
         self._out_len += len(data)
-        if self._out_len >= OUTPUT_BUFFER:
+        if self._out_len >= OUTPUT_BUFFER or (self._declared is not None and self._out_len >= self._declared):
             self._push(False)
 
     def flush(self) -> None:
@@ -673,13 +708,12 @@ class HttpConnection:
             sock.sendall(b"\r\n")
 
     def _push(self, final: bool, more: bool = False) -> None:
-        """Send the head if pending, then the collected body in the response's framing;
-        `final` ends the response (computing Content-Length when nothing was sent yet)."""
+        """Send the head if it is still due, then the collected body in the response's
+        framing; `final` ends the response (Content-Length is computed when the whole
+        body is known by then)."""
         parts: list[bytes] = []
-        if self._framing == _HEAD_PENDING:
-            if self._resp is None:
-                return
-            parts.append(self._compose_head(final))
+        if self._head_lines is not None:
+            parts.append(self._finish_head(final))
         framing = self._framing
         n = self._out_len
         if n:
@@ -710,59 +744,40 @@ class HttpConnection:
         else:
             self._sock.sendall(data)
 
-    def _compose_head(self, final: bool) -> bytes:
-        """The status line and headers; decides the framing and whether to keep the
-        connection (ap_set_keepalive), adding Content-Length or Transfer-Encoding,
-        Keep-Alive and Connection as httpd does."""
+    def _finish_head(self, final: bool) -> bytes:
+        """The head taken by send_headers, completed with the framing (Content-Length or
+        chunked) and whether the connection stays open (ap_set_keepalive: Keep-Alive,
+        Connection), then Content-Type, as httpd orders them."""
         r = self._resp
         assert r is not None
+        lines = self._head_lines
+        self._head_lines = None
         self._server = r.server
-        status = r.status
-        lines = [
-            f"HTTP/1.1 {r.status_line}\r\n" if r.status_line else _status_line(status),
-            _date_header(r.request_time),
-            _server_header(self.config),
-        ]
-        length: str | None = None
-        handler_close = False
-        for table in (r.headers_out, r.err_headers_out):
-            for name, value in table:
-                lname = name.lower()
-                if lname in _HOP_BY_HOP:
-                    if lname == "content-length":
-                        if length is None and value.isdigit():
-                            length = value
-                    elif lname == "connection" and "close" in value.lower():
-                        handler_close = True
-                    continue
-                lines.append(f"{name}: {value}\r\n")
-        if status in (204, 304) or status < 200:
-            framing = _NO_BODY
-            length = None
+        length = self._head_length
+        framing = self._framing
+        if framing == _NO_BODY:
+            if r.header_only and length is not None:
+                lines.append(f"Content-Length: {length}\r\n")
         elif length is not None:
-            framing = _NO_BODY if r.header_only else _LENGTH
-            self._left = int(length)
-        elif r.header_only:
-            framing = _NO_BODY
+            framing = _LENGTH
+            self._left = length
+            lines.append(f"Content-Length: {length}\r\n")
         elif final:
             framing = _LENGTH
-            length = str(self._out_len)
             self._left = self._out_len
+            lines.append(f"Content-Length: {self._out_len}\r\n")
         elif r.proto_num >= 1001 and r.keepalive and not self._must_close:
             framing = _CHUNKED
+            lines.append("Transfer-Encoding: chunked\r\n")
         else:
             framing = _UNTIL_CLOSE
         self._framing = framing
-        if length is not None:
-            lines.append(f"Content-Length: {length}\r\n")
-        elif framing == _CHUNKED:
-            lines.append("Transfer-Encoding: chunked\r\n")
         c = r.connection
-        keep = framing != _UNTIL_CLOSE and not handler_close and self._keepalive_allowed(r)
+        keep = framing != _UNTIL_CLOSE and not self._handler_close and self._keepalive_allowed(r)
         self._keep = keep
         if keep:
-            core = r.server.core
             if "keep-alive" in self._msg.connection.lower():
+                core = r.server.core
                 limit = core.max_keep_alive_requests
                 timeout = int(core.keep_alive_timeout)
                 lines.append(
@@ -773,6 +788,7 @@ class HttpConnection:
             c.keepalives += 1
         else:
             lines.append("Connection: close\r\n")
+        status = r.status
         if r.content_type and status >= 200 and status not in (204, 304):
             lines.append(f"Content-Type: {r.content_type}\r\n")
         lines.append("\r\n")

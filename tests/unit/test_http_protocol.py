@@ -12,6 +12,7 @@ import pytest
 
 from pyhttpd import http_protocol
 from pyhttpd.config import Config
+from pyhttpd.conftree import ConfigError
 from pyhttpd.http_protocol import HttpConnection
 from pyhttpd.module import DECLINED, OK, REALLY_FIRST
 from pyhttpd.request import Request
@@ -742,3 +743,59 @@ def test_scoreboard_slot_follows_the_connection(harness):
         ("end", body_len),
         ("status", "_"),
     ]
+
+
+def test_a_complete_response_is_sent_before_log_transaction_runs(harness):
+    h = harness()
+    client = h.connect()
+    seen = []
+
+    def logger(r):
+        try:
+            seen.append(client.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            seen.append(b"")
+        return OK
+
+    h.config.hooks.register("log_transaction", logger)
+    client.sendall(b"GET /length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    read_all(client)
+    client.close()
+    h.join()
+    assert seen[0].endswith(b"\r\n\r\nhello world\n")
+
+
+# -- RequestReadTimeout ----------------------------------------------------------------------
+
+
+def test_request_read_timeout_defaults_are_mod_reqtimeout_s(harness):
+    core = harness().config.main_server.core
+    assert (core.header_read_timeout.timeout, core.header_read_timeout.max_timeout, core.header_read_timeout.min_rate) == (20, 40, 500)
+    assert (core.body_read_timeout.timeout, core.body_read_timeout.max_timeout, core.body_read_timeout.min_rate) == (20, 0, 500)
+
+
+def test_request_read_timeout_stages_are_set_separately(harness):
+    core = harness("RequestReadTimeout header=5-10,MinRate=100 handshake=5").config.main_server.core
+    assert (core.header_read_timeout.timeout, core.header_read_timeout.max_timeout, core.header_read_timeout.min_rate) == (5, 10, 100)
+    assert core.body_read_timeout.timeout == 20
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("header", "expected handshake=, header= or body="),
+        ("trailer=5", "expected handshake=, header= or body="),
+        ("header=abc", "is not a timeout"),
+        ("header=10-5,MinRate=500", "the maximum must exceed the timeout"),
+        ("header=10-20", "needs a MinRate"),
+        ("body=10,Rate=5", "is not MinRate=bytes-per-second"),
+    ],
+)
+def test_bad_request_read_timeout_names_file_and_line(tmp_path, args, message):
+    conf = tmp_path / "httpd.conf"
+    (tmp_path / "htdocs").mkdir()
+    conf.write_text(f"ServerRoot {tmp_path}\nDocumentRoot htdocs\nRequestReadTimeout {args}\n")
+    with pytest.raises(ConfigError) as e:
+        Config.load(str(conf))
+    assert "httpd.conf:3: RequestReadTimeout: " in str(e.value)
+    assert message in str(e.value)
