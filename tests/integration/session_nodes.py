@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -162,3 +163,44 @@ class Browser:
         if set_cookie and set_cookie.startswith(f"{self.cookie_name}="):
             self.session_id = set_cookie.split(";", 1)[0].split("=", 1)[1]
         return parse_page(body)
+
+
+class NodeSet:
+    """The nodes one test starts (``start(count, **node_conf)`` or ``add``); ``close()`` stops
+    them all and prints their logs, which pytest shows when the test failed."""
+
+    def __init__(self) -> None:
+        self.started: list[Node] = []
+
+    def start(self, count: int, **conf) -> list[Node]:
+        nodes = start_nodes(count, **conf)
+        self.started.extend(nodes)
+        return nodes
+
+    def add(self, *nodes: Node) -> None:
+        self.started.extend(nodes)
+
+    def close(self) -> None:
+        for node in self.started:
+            node.close()
+        for node in self.started:
+            print(f"===== {node.route} =====\n{node.server.log_text()[-6000:]}")
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):  # noqa: ANN001, ANN201
+    """Poll *predicate* until it returns something true (returned) or *timeout* passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def cluster_ready(nodes: list[Node]) -> bool:
+    """Whether every node is ready and sees every other one alive."""
+    statuses = [node.status() for node in nodes]
+    return all(
+        s["ready"] and sum(m["state"] == "alive" for m in s["members"]) == len(nodes) - 1
+        for s in statuses
+    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
 
@@ -11,9 +9,11 @@ from tests.integration.session_nodes import (
     AJP_SECRET,
     Browser,
     Node,
+    NodeSet,
+    cluster_ready,
     request,
     start_all,
-    start_nodes,
+    wait_for,
 )
 from tests.peers.ports import free_port
 from tests.server import PyHttpd
@@ -41,46 +41,19 @@ def front_conf(nodes: list[Node]) -> dict:
 
 
 @pytest.fixture
-def nodes_factory():
-    """``nodes_factory(count, **node_conf)`` starts session nodes; all stop after the test."""
-    started: list[Node] = []
-
-    def make(count: int, **conf) -> list[Node]:
-        nodes = start_nodes(count, **conf)
-        started.extend(nodes)
-        return nodes
-
-    make.started = started
+def node_set():
+    """The session nodes of one test: ``node_set.start(count, **node_conf)``."""
+    node_set = NodeSet()
     try:
-        yield make
+        yield node_set
     finally:
-        for node in started:
-            node.close()
-        for node in started:
-            print(f"===== {node.route} =====\n{node.server.log_text()[-6000:]}")
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def cluster_ready(nodes: list[Node]) -> bool:
-    statuses = [node.status() for node in nodes]
-    return all(
-        s["ready"] and sum(m["state"] == "alive" for m in s["members"]) == len(nodes) - 1
-        for s in statuses
-    )
+        node_set.close()
 
 
 def test_a_node_killed_with_sigkill_loses_no_session_and_gets_them_all_back(
-    nodes_factory, pyhttpd_factory
+    node_set, pyhttpd_factory
 ):
-    nodes = nodes_factory(3)
+    nodes = node_set.start(3)
     node1 = nodes[0]
     assert wait_for(lambda: cluster_ready(nodes))
     front: PyHttpd = pyhttpd_factory(**front_conf(nodes))
@@ -118,8 +91,8 @@ def test_a_node_killed_with_sigkill_loses_no_session_and_gets_them_all_back(
     assert "state transfer from node" in node1.server.log_text()
 
 
-def test_invalidation_and_expiry_are_seen_on_every_node(nodes_factory):
-    nodes = nodes_factory(3, extra="SessionMaxInactive 2\nSessionRouteRebind Off\n")
+def test_invalidation_and_expiry_are_seen_on_every_node(node_set):
+    nodes = node_set.start(3, extra="SessionMaxInactive 2\nSessionRouteRebind Off\n")
     assert wait_for(lambda: cluster_ready(nodes))
     node1, node2, node3 = nodes
 
@@ -139,11 +112,11 @@ def test_invalidation_and_expiry_are_seen_on_every_node(nodes_factory):
     assert node1.status()["counters"]["expired"] == 1
 
 
-def test_a_member_with_the_wrong_secret_is_ignored_and_logged(nodes_factory):
+def test_a_member_with_the_wrong_secret_is_ignored_and_logged(node_set):
     ports = [free_port() for _ in range(3)]
     good = [Node(f"node{i + 1}", ports[i], ports) for i in range(2)]
     bad = Node("node3", ports[2], ports, secret="an-entirely-different-secret-0123456789")
-    nodes_factory.started.extend([*good, bad])
+    node_set.add(*good, bad)
     start_all([*good, bad])
     assert wait_for(
         lambda: all(
@@ -163,8 +136,8 @@ def test_a_member_with_the_wrong_secret_is_ignored_and_logged(nodes_factory):
     assert "wrong cluster secret" in good[0].server.log_text()
 
 
-def test_a_killed_session_agent_is_restarted_and_nothing_is_lost(nodes_factory):
-    node1, node2 = nodes_factory(2)
+def test_a_killed_session_agent_is_restarted_and_nothing_is_lost(node_set):
+    node1, node2 = node_set.start(2)
     assert wait_for(lambda: cluster_ready([node1, node2]))
     browsers = [Browser(node1.port) for _ in range(50)]
     for browser in browsers:
@@ -180,8 +153,8 @@ def test_a_killed_session_agent_is_restarted_and_nothing_is_lost(nodes_factory):
     assert "helper session-agent" in node1.server.log_text()
 
 
-def test_requests_wait_for_the_state_transfer_of_a_starting_node(nodes_factory):
-    node1, node2 = nodes_factory(2)
+def test_requests_wait_for_the_state_transfer_of_a_starting_node(node_set):
+    node1, node2 = node_set.start(2)
     assert wait_for(lambda: cluster_ready([node1, node2]))
     browser = Browser(node1.port)
     browser.get("/app/set?n=1")
@@ -191,8 +164,8 @@ def test_requests_wait_for_the_state_transfer_of_a_starting_node(nodes_factory):
     assert browser.get("/app/show", port=node2.port)["attributes"] == '{"n":"1"}'
 
 
-def test_a_jsessionid_path_parameter_finds_the_session(nodes_factory):
-    (node,) = nodes_factory(1)
+def test_a_jsessionid_path_parameter_finds_the_session(node_set):
+    (node,) = node_set.start(1)
     browser = Browser(node.port)
     browser.get("/app/count")
     status, headers, body = request(node.port, f"/app/count;jsessionid={browser.session_id}")
