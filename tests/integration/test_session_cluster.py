@@ -170,3 +170,18 @@ def test_a_jsessionid_path_parameter_finds_the_session(node_set):
     browser.get("/app/count")
     status, headers, body = request(node.port, f"/app/count;jsessionid={browser.session_id}")
     assert status == 200 and "count=2" in body and "set-cookie" not in headers
+
+
+def test_server_status_has_a_session_cluster_section(node_set):
+    status_conf = (
+        "LoadModule status_module modules/mod_status\n"
+        "<Location /server-status>\nSetHandler server-status\n</Location>\n"
+    )
+    node1, node2 = node_set.start(2, extra=status_conf)
+    assert wait_for(lambda: cluster_ready([node1, node2]))
+    Browser(node1.port).get("/app/count")
+    _, _, page = request(node1.port, "/server-status")
+    assert "<h2>Session cluster</h2>" in page and "<td>node2</td>" in page and "<td>alive</td>" in page
+    _, _, auto = request(node1.port, "/server-status?auto")
+    assert "SessionNode: node1" in auto and "Sessions: 1" in auto
+    assert "ClusterMember node2: state=alive" in auto
