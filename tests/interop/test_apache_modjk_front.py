@@ -19,6 +19,7 @@ import pytest
 
 from tests.apps.echo_app import pattern
 from tests.peers.apache import MODULES_DIR
+from tests.peers.binaries import require_binary
 from tests.peers.page_text import parse_page
 from tests.peers.ports import free_port
 from tests.server import REPO, PyHttpd
@@ -227,9 +228,11 @@ def test_worker_without_the_right_secret_is_refused_with_403(apache_factory, nod
 
 
 def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for 127.0.0.1 (openssl comes with tomcat10's dependencies)."""
+    openssl = require_binary("openssl")
     cert, key = directory / "server.crt", directory / "server.key"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60,
     )
