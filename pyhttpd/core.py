@@ -133,7 +133,9 @@ MAIN_DEFAULTS = CoreServerConfig(
 class CoreDirConfig:
     """Per-directory settings of the core."""
 
-    options: frozenset[str] | None = None
+    options: frozenset[str] | None = None  # set by an absolute Options line
+    options_add: frozenset[str] | None = None  # Options +X: applied over the inherited set
+    options_remove: frozenset[str] | None = None  # Options -X
     handler: str | None = None  # SetHandler
     force_type: str | None = None
     error_documents: dict[int, str] | None = None
@@ -141,6 +143,7 @@ class CoreDirConfig:
     server_signature: str | None = None
 
 
+DEFAULT_OPTIONS = frozenset({"FollowSymLinks"})  # httpd 2.4's default
 OPTIONS = ("FollowSymLinks", "SymLinksIfOwnerMatch", "Indexes", "ExecCGI", "Includes", "IncludesNOEXEC", "MultiViews")
 
 
@@ -252,16 +255,19 @@ def _request_read_timeout(cmd: CmdParms, cfg: CoreServerConfig, args: list[str])
 
 
 def _options(cmd: CmdParms, cfg: CoreDirConfig, args: list[str]) -> None:
+    """Options as httpd's: a list without +/- replaces the inherited set; +X/-X adjust it."""
     known = {o.lower(): o for o in OPTIONS}
-    current = set(cfg.options or ())
-    absolute = not any(a.startswith(("+", "-")) for a in args)
-    if absolute:
-        current = set()
+    signed = [a[:1] in "+-" for a in args]
+    if any(signed) and not all(signed):
+        raise DirectiveError("Either all Options must start with + or -, or no Option may.")
+    plus = set(cfg.options_add or ())
+    minus = set(cfg.options_remove or ())
+    absolute: set[str] | None = None if any(signed) else set()
     for arg in args:
         sign, word = (arg[0], arg[1:]) if arg[:1] in "+-" else ("", arg)
         lw = word.lower()
-        if lw == "none":
-            current = set()
+        if lw == "none" and not sign:
+            absolute = set()
             continue
         if lw == "all":
             chosen = set(OPTIONS) - {"MultiViews"}
@@ -269,11 +275,20 @@ def _options(cmd: CmdParms, cfg: CoreDirConfig, args: list[str]) -> None:
             chosen = {known[lw]}
         else:
             raise DirectiveError(f"Illegal option {word}")
-        if sign == "-":
-            current -= chosen
+        if absolute is not None:
+            absolute |= chosen
+        elif sign == "-":
+            minus |= chosen
+            plus -= chosen
         else:
-            current |= chosen
-    cfg.options = frozenset(current)
+            plus |= chosen
+            minus -= chosen
+    if absolute is not None:
+        cfg.options, cfg.options_add, cfg.options_remove = frozenset(absolute), None, None
+    elif cfg.options is not None:
+        cfg.options = frozenset((cfg.options | plus) - minus)
+    else:
+        cfg.options_add, cfg.options_remove = frozenset(plus), frozenset(minus)
 
 
 def _error_document(cmd: CmdParms, cfg: CoreDirConfig, code: str, action: str) -> None:
@@ -363,6 +378,10 @@ class CoreModule(Module):
 
     def merge_dir_config(self, base: CoreDirConfig, add: CoreDirConfig) -> CoreDirConfig:
         merged = merge_set(base, add)
+        if add.options is None and (add.options_add or add.options_remove):
+            inherited = DEFAULT_OPTIONS if base.options is None else base.options
+            merged.options = frozenset((inherited | (add.options_add or set())) - (add.options_remove or set()))
+        merged.options_add = merged.options_remove = None
         if base.error_documents and add.error_documents:
             merged.error_documents = {**base.error_documents, **add.error_documents}
         return merged

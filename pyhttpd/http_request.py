@@ -10,6 +10,7 @@ an internal redirect to a local URL.
 from __future__ import annotations
 
 import html
+import stat
 import traceback
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -105,7 +106,10 @@ def _run_hooks(r: Request) -> int:
     rv = hooks.run_first("map_to_storage", r)
     if rv not in (OK, DECLINED, DONE):
         return rv
-    sections = walker.directory_sections(r.filename) if r.filename else []
+    sections = []
+    if r.filename:
+        is_dir = stat.S_ISDIR(r.finfo.st_mode) if r.finfo is not None else False
+        sections = walker.directory_sections(r.filename, is_dir)
     if sections or locations:
         r.per_dir_config = walker.merge(sections + locations)
     core: CoreDirConfig = r.per_dir_config["core"]

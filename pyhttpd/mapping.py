@@ -20,6 +20,7 @@ import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from pyhttpd.core import DEFAULT_OPTIONS
 from pyhttpd.log import log_rerror
 from pyhttpd.module import DECLINED, OK, REALLY_LAST
 from pyhttpd.request import HTTPError
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from pyhttpd.server import Server
 
 ROOT_NOTE = "mapping.root"  # r.notes: the directory r.filename was mapped under
-DEFAULT_OPTIONS = frozenset({"FollowSymLinks"})  # httpd 2.4's default Options
 
 # Per server: whether every directory allows FollowSymLinks, so one stat() is enough.
 _follows_everywhere: weakref.WeakKeyDictionary[Server, bool] = weakref.WeakKeyDictionary()
@@ -186,7 +186,11 @@ def _follows_symlinks_everywhere(server: Server) -> bool:
         assert walker is not None
         configs = [server.lookup_defaults.get("core")]
         configs += [s.dir_config.get("core") for s in walker.directories + walker.directory_regex]
-        known = all(c is None or c.options is None or "FollowSymLinks" in c.options for c in configs)
+        known = all(
+            c is None
+            or ((c.options is None or "FollowSymLinks" in c.options) and "FollowSymLinks" not in (c.options_remove or ()))
+            for c in configs
+        )
         _follows_everywhere[server] = known
     return known
 

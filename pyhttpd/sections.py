@@ -102,11 +102,16 @@ class Walker:
     def location_sections(self, uri: str) -> list[Section]:
         return [s for s in self.locations if s.matches(uri)]
 
-    def directory_sections(self, filename: str) -> list[Section]:
-        """Directory, DirectoryMatch and Files sections matching a file system path."""
+    def directory_sections(self, filename: str, is_dir: bool | None = None) -> list[Section]:
+        """Directory, DirectoryMatch and Files sections matching a file system path.
+
+        `is_dir` says whether the path is a directory when the caller has stat'ed it already.
+        """
         if not self.directories and not self.directory_regex and not self.files:
             return []
-        directory = filename if os.path.isdir(filename) else os.path.dirname(filename)
+        if is_dir is None:
+            is_dir = os.path.isdir(filename)
+        directory = filename if is_dir else os.path.dirname(filename)
         found = [s for s in self.directories if s.matches(directory)]
         found += [s for s in self.directory_regex if s.matches(directory)]
         base = os.path.basename(filename)

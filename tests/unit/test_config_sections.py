@@ -100,3 +100,34 @@ def test_name_based_virtual_hosts_choose_by_host_and_alias_with_first_as_default
     assert select_server(c, "127.0.0.1", 80, None) is first
     assert select_server(c, "127.0.0.1", 81, "second.example") is other
     assert select_server(c, "127.0.0.1", 82, "second.example") is c.main_server
+
+
+def options_for(config: Config, directory: str) -> frozenset[str]:
+    walker = config.main_server.walker
+    merged = walker.merge(walker.directory_sections(directory + "/f"))["core"]
+    return merged.options
+
+
+def test_relative_options_adjust_the_inherited_set_and_absolute_ones_replace_it(tmp_path):
+    c = load(tmp_path, (
+        "<Directory htdocs>\nOptions Indexes FollowSymLinks\n</Directory>\n"
+        "<Directory htdocs/sub>\nOptions +ExecCGI -Indexes\n</Directory>\n"
+        "<Directory htdocs/sub/deeper>\nOptions None\n</Directory>\n"
+    ))
+    assert options_for(c, str(tmp_path / "htdocs")) == {"Indexes", "FollowSymLinks"}
+    assert options_for(c, str(tmp_path / "htdocs/sub")) == {"ExecCGI", "FollowSymLinks"}
+    assert options_for(c, str(tmp_path / "htdocs/sub/deeper")) == frozenset()
+
+
+def test_relative_options_without_anything_inherited_start_from_httpds_default(tmp_path):
+    c = load(tmp_path, "<Directory htdocs/sub>\nOptions +Indexes\n</Directory>\n")
+    assert options_for(c, str(tmp_path / "htdocs/sub")) == {"Indexes", "FollowSymLinks"}
+
+
+def test_mixing_signed_and_unsigned_options_is_an_error(tmp_path):
+    import pytest
+
+    from pyhttpd.conftree import ConfigError
+
+    with pytest.raises(ConfigError, match="Either all Options"):
+        load(tmp_path, "Options +Indexes FollowSymLinks\n")
