@@ -247,10 +247,7 @@ class HttpConnection:
             return
         slot = self._slot
         if slot is not None:
-            slot.start_request(
-                r.connection.remote_ip, f"{r.server.server_hostname}:{r.connection.local_port}",
-                r.the_request, r.protocol,
-            )
+            slot.start_request(r.connection.remote_ip, _vhost_name(r), r.the_request, r.protocol)
         process_request(r)
         self._finish_response(r)
         if slot is not None:
@@ -309,8 +306,7 @@ class HttpConnection:
         log_rerror(r, "info", "core", message)
         r.per_dir_config = r.server.lookup_defaults
         if self._slot is not None:
-            c = r.connection
-            self._slot.start_request(c.remote_ip, f"{r.server.server_hostname}:{c.local_port}", r.the_request, r.protocol)
+            self._slot.start_request(r.connection.remote_ip, _vhost_name(r), r.the_request, r.protocol)
         try:
             send_error_response(r, status)
             self._finish_response(r)
@@ -859,6 +855,11 @@ def _send_file(sock: socket.socket, fd: int, offset: int, count: int) -> None:
                 raise OSError("file shrank while being sent")
         offset += sent
         count -= sent
+
+
+def _vhost_name(r: Request) -> str:
+    """host:port of the request's server, as the scoreboard shows it."""
+    return f"{r.server.server_hostname or r.connection.local_ip}:{r.connection.local_port}"
 
 
 _STATUS_LINES: dict[int, str] = {}

@@ -749,16 +749,21 @@ def test_a_complete_response_is_sent_before_log_transaction_runs(harness):
     h = harness()
     client = h.connect()
     seen = []
+    peeked = threading.Event()
 
     def logger(r):
+        client.settimeout(0.5)
         try:
-            seen.append(client.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-        except BlockingIOError:
+            seen.append(client.recv(65536, socket.MSG_PEEK))
+        except TimeoutError:
             seen.append(b"")
+        peeked.set()
         return OK
 
     h.config.hooks.register("log_transaction", logger)
     client.sendall(b"GET /length HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert peeked.wait(10)
+    client.settimeout(10)
     read_all(client)
     client.close()
     h.join()
