@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -265,3 +267,21 @@ JkOptions +ForwardKeySize
     assert page["env.SSL_PROTOCOL"].startswith("TLSv1")
     plain = Client(apache.port).page("/info")
     assert plain["scheme"] == "http" and "https" not in plain
+
+
+def test_graceful_restart_of_the_nodes_loses_no_request(cluster):
+    apache, node1, node2 = cluster
+    client = Client(apache.port)
+    before = [client.page("/info") for _ in range(10)]
+    assert {page["node"] for page in before} == {"node1", "node2"}
+    for node in (node1, node2):
+        node.signal(signal.SIGUSR1)
+    statuses = []
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        status, _, body = client.fetch("/info")
+        statuses.append(status)
+        time.sleep(0.02)
+    assert set(statuses) == {200}
+    assert parse_page(body.decode())["pid"] not in {page["pid"] for page in before}
+    assert all(node.proc is not None and node.proc.poll() is None for node in (node1, node2))
