@@ -62,6 +62,8 @@ CHILD_EXIT_OK = 0
 CHILD_EXIT_INIT = 3
 """Exit status of a child that could not start serving (a child_init hook failed...)."""
 
+_CHILD_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP, signal.SIGWINCH, signal.SIGCHLD)
+
 _graceful_stop = False
 _early_stop: list[bool] = []
 
@@ -104,6 +106,8 @@ def _reset_signals(single_process: bool) -> None:
     for sig in (signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_DFL if single_process else signal.SIG_IGN)
+    # The master forks with its signals blocked; what arrived since is delivered now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
 
 
 def _handler_class(protocol: str) -> Any:

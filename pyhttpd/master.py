@@ -66,6 +66,8 @@ HOLD_OFF_SPAWNING = 10
 """Maintenance cycles after a graceful restart during which the spawn rate does not double."""
 BACKOFF_MAX = 60.0
 """Longest wait before the next attempt after children (or a helper) keep dying at start."""
+REPLACEMENT_POLL = 0.02
+"""Seconds between looks for the first accepting child of a new generation."""
 HELPER_STABLE = 10.0
 """A helper that ran this long is restarted at once when it dies; sooner, with back-off."""
 
@@ -98,6 +100,7 @@ class ChildProcess:
     slot: int
     generation: int
     quiescing: bool = False  # told to stop gracefully
+    replaced: bool = False  # of an older generation, retired once the new one accepts
     killed: bool = False  # told to stop at once: its death by signal is no crash
 
 
@@ -242,11 +245,16 @@ class Master:
     def loop(self) -> None:
         next_tick = time.monotonic() + 1.0
         while self.state != STOPPED:
-            for signum in self.wait_for_signals(max(0.0, next_tick - time.monotonic())):
+            timeout = max(0.0, next_tick - time.monotonic())
+            if any(c.replaced and not c.quiescing for c in self.children.values()):
+                timeout = min(timeout, REPLACEMENT_POLL)
+            for signum in self.wait_for_signals(timeout):
                 getattr(self, f"handle_{SIGNALS[signum]}")()
                 if self.state == STOPPED:
                     return
             self.reap()
+            if self.state == RUNNING:
+                self.retire_replaced()
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + 1.0
@@ -331,9 +339,14 @@ class Master:
         self.reconcile_helpers()
         self.remaining_children_to_start = self.limits.start_servers
         self.hold_off = HOLD_OFF_SPAWNING
-        self.start_remaining()
-        for child in old:
-            self.retire(child)
+        if self.start_remaining():
+            # The old generation keeps accepting until a new child does.
+            for child in old:
+                child.replaced = True
+        else:
+            # No free slot: old children must make room, as in httpd.
+            for child in old:
+                self.retire(child)
         self.notice(f"{SERVER_BASEPRODUCT}/{__version__} configured -- resuming normal operations")
 
     def handle_winch(self) -> None:
@@ -425,6 +438,9 @@ class Master:
         self.board.generation = self.generation
         self.spawn_rate = 1
         self.remaining_children_to_start = 0
+        # A new configuration deserves a new chance to start children at once.
+        self.startup_failures = 0
+        self.spawn_hold_until = 0.0
         self.reported.clear()
         self.write_pid_file()
 
@@ -436,24 +452,39 @@ class Master:
         if time.monotonic() < self.spawn_hold_until:
             return False
         try:
-            pid = os.fork()
+            pid = self.fork()
         except OSError as e:
             self.log("alert", f"fork: unable to fork a new process: {e}")
             return False
         if pid == 0:
-            self.leave_master()
             child_main(self.config, self.listeners, self.board, slot, self.generation, self.limits)
         self.board.process(slot).start(pid, self.generation)
         self.children[pid] = ChildProcess(pid, slot, self.generation)
         return True
 
-    def leave_master(self) -> None:
-        """In a freshly forked process: drop the master's signal plumbing."""
+    def fork(self) -> int:
+        """os.fork(), with the new process rid of the master's signal plumbing.
+
+        Signals stay blocked across the fork until the new process has dropped the
+        master's wake-up pipe, so a signal meant for it cannot reach the master's loop;
+        a signal that arrived meanwhile is delivered once the process unblocks them (a
+        child installs its own handlers first).
+        """
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
+        if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            return pid
         signal.set_wakeup_fd(-1)
         if self._pipe is not None:
             for fd in self._pipe:
                 os.close(fd)
             self._pipe = None
+        return 0
 
     def active_children(self) -> list[ChildProcess]:
         """Children of the current generation that are not stopping."""
@@ -473,13 +504,26 @@ class Master:
             started += 1
         return started
 
-    def start_remaining(self) -> None:
+    def start_remaining(self) -> int:
         """After a graceful restart: start the new generation's StartServers children as
-        slots become free."""
+        slots become free; returns how many started."""
         assert self.limits is not None
-        self.remaining_children_to_start -= self.start_children(self.remaining_children_to_start)
+        started = self.start_children(self.remaining_children_to_start)
+        self.remaining_children_to_start -= started
         if len(self.active_children()) >= self.limits.daemons_limit:
             self.remaining_children_to_start = 0
+        return started
+
+    def retire_replaced(self) -> None:
+        """Retire the previous generations once a child of the new one accepts, so that
+        some child accepts connections throughout a graceful restart."""
+        assert self.board is not None
+        replaced = [c for c in self.children.values() if c.replaced and not c.quiescing]
+        if replaced and any(
+            self.board.worker(c.slot, 0).pid == c.pid for c in self.active_children()
+        ):
+            for child in replaced:
+                self.retire(child)
 
     def retire(self, child: ChildProcess) -> None:
         """Tell a child to stop gracefully."""
@@ -678,18 +722,18 @@ class Master:
 
     def fork_helper(self, process: HelperProcess) -> None:
         try:
-            pid = os.fork()
+            pid = self.fork()
         except OSError as e:
             self.log("alert", f"fork: unable to fork helper {process.helper.name}: {e}")
             process.next_start = time.monotonic() + 1.0
             return
         if pid == 0:
-            self.leave_master()
             status = 0
             try:
                 for signum in SIGNALS:
                     signal.signal(signum, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
                 close_listeners(self.listeners)
                 process.helper.run()
             except BaseException:

@@ -50,6 +50,12 @@ def serving(server: PyHttpd) -> set[int]:
         return {w["pid"] for w in b.snapshot()["workers"] if w["status"] == "_"} & children(server)
 
 
+def quiescing(server: PyHttpd) -> set[int]:
+    """Children that are finishing their connections before they exit."""
+    with board(server) as b:
+        return {p["pid"] for p in b.snapshot()["processes"] if p["quiescing"]}
+
+
 def children(server: PyHttpd) -> set[int]:
     return {p.pid for p in psutil.Process(server.pid).children()}
 
@@ -145,7 +151,7 @@ def test_killed_child_is_replaced_within_two_seconds_while_the_others_serve(pyht
 
 
 def test_ten_graceful_restarts_under_keepalive_load_fail_no_request(pyhttpd_factory):
-    server = serve(pyhttpd_factory, "ServerLimit 16\n", start_servers=2)
+    server = serve(pyhttpd_factory, "ServerLimit 32\n", start_servers=2)
     assert server.wait_for(lambda: len(children(server)) == 2, 10)
     first = generation(server)
     with Load(server.port) as load:
@@ -172,7 +178,8 @@ def test_graceful_restart_keeps_keepalive_connection_until_its_next_request(pyht
     assert conn.getresponse().read() == BODY
     old = children(server)
     server.signal(signal.SIGUSR1)
-    assert server.wait_for(lambda: len(children(server) - old) == 1, 5)
+    assert server.wait_for(lambda: len(serving(server) - old) == 1, 5)
+    assert server.wait_for(lambda: quiescing(server) == old, 5)
     # The old child waits for this connection's next request and answers it, then closes.
     conn.request("GET", "/hello.txt")
     response = conn.getresponse()
@@ -180,6 +187,20 @@ def test_graceful_restart_keeps_keepalive_connection_until_its_next_request(pyht
     assert response.getheader("Connection", "").lower() == "close"
     conn.close()
     assert server.wait_for(lambda: not (children(server) & old), 5)
+
+
+def test_graceful_restart_keeps_the_old_generation_serving_while_the_new_one_cannot_start(
+    pyhttpd_factory,
+):
+    server = serve(pyhttpd_factory, start_servers=2, files={"crashing.py": CRASHING_MODULE})
+    assert server.wait_for(lambda: len(serving(server)) == 2, 10)
+    old = serving(server)
+    server.write_conf(server.conf_path.read_text() + "LoadModule crashing_module crashing.py\n")
+    server.signal(signal.SIGUSR1)
+    assert server.wait_for(lambda: "died before it served" in server.log_text(), 10)
+    time.sleep(1)
+    assert serving(server) == old
+    assert get(server) == (200, BODY)
 
 
 def test_hup_restarts_every_child_in_a_new_generation_and_clears_counters(pyhttpd_factory):
@@ -260,12 +281,13 @@ def test_spare_maintenance_forks_children_under_load_and_retires_them_when_idle(
     )
     assert server.wait_for(lambda: len(children(server)) == 1, 10)
     held = []
-    for _ in range(10):
+    for _ in range(12):
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
         conn.request("GET", "/hello.txt")  # each kept-alive connection holds a worker
         assert conn.getresponse().read() == BODY
         held.append(conn)
-    assert server.wait_for(lambda: len(children(server)) >= 4, 8)
+    # 12 busy workers fill three children: none idle, so a fourth is forked.
+    assert server.wait_for(lambda: len(children(server)) >= 4, 15)
     for conn in held:
         conn.close()
     assert server.wait_for(lambda: len(children(server)) == 1, 12)
