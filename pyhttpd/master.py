@@ -16,9 +16,12 @@ Signals, as httpd's "Stopping and Restarting":
   scoreboard is cleared, and a new generation of children starts. The listening sockets
   stay open, so connections wait in the backlog meanwhile.
 - USR1: graceful restart. The configuration is read again and a new generation starts at
-  once in the free scoreboard slots; old children (SIGUSR1) stop accepting, finish their
-  requests and exit, each one replaced in its slot while StartServers are not yet running.
-  Scoreboard counters survive; helpers whose name is unchanged keep running.
+  once in the free scoreboard slots. As soon as one of its children accepts, the old
+  children are told (SIGUSR1) to stop accepting, finish their requests and exit, each one
+  replaced in its slot while StartServers are not yet running; so some child accepts all
+  along, and a new generation that cannot start leaves the old one serving. (With no free
+  slot the old children are told at once, as httpd does.) Scoreboard counters survive;
+  helpers whose name is unchanged keep running.
 - WINCH: graceful stop. The master closes its listening sockets and removes the PidFile;
   children finish their requests; after GracefulShutdownTimeout (0: no limit) the rest
   are stopped as for TERM.
