@@ -1,10 +1,11 @@
 """Benchmark: pyhttpd + mod_jk -> Tomcat against Apache httpd + mod_jk -> the same Tomcat.
 
-One Tomcat 10 serves the test webapp; both front ends forward every request to it over
-AJP13 with the same workers.properties, and wrk loads each in turn for the same time with
-the same connections. Prints requests/s and p99 latency of each and the ratios.
+One Tomcat 10 serves the test webapp (two with --lb, behind an lb worker); both front ends
+forward every request to it over AJP13 with the same workers.properties, and wrk loads
+each in turn for the same time with the same connections. Prints requests/s and p99
+latency of each and the ratios.
 
-    python bench/jk.py [--duration 10] [--connections 50] [--threads 2] [--path /status.jsp?code=200]
+    python bench/jk.py [--lb] [--duration 10] [--connections 50] [--threads 2] [--path /status.jsp?code=200]
 
 Needs wrk, Tomcat 10 and Apache httpd with mod_jk (bash .ci/run installs them).
 """
@@ -28,12 +29,18 @@ from tests.server import PyHttpd  # noqa: E402
 SECRET = "bench-secret"
 
 
-def workers_properties(ajp_port: int, pool_size: int) -> str:
-    return (
-        "worker.list=node1\nworker.node1.type=ajp13\nworker.node1.host=127.0.0.1\n"
-        f"worker.node1.port={ajp_port}\nworker.node1.secret={SECRET}\n"
-        f"worker.node1.connection_pool_size={pool_size}\n"
-    )
+def workers_properties(ajp_ports: list[int], pool_size: int) -> str:
+    """One ajp13 worker "app" per port; with two ports "app" is an lb over node1 and node2."""
+    if len(ajp_ports) == 1:
+        names = ["app"]
+        lines = []
+    else:
+        names = [f"node{i}" for i in range(1, len(ajp_ports) + 1)]
+        lines = ["worker.app.type=lb", f"worker.app.balance_workers={','.join(names)}"]
+    for name, port in zip(names, ajp_ports, strict=True):
+        lines += [f"worker.{name}.type=ajp13", f"worker.{name}.host=127.0.0.1", f"worker.{name}.port={port}",
+                  f"worker.{name}.secret={SECRET}", f"worker.{name}.connection_pool_size={pool_size}"]
+    return "worker.list=app\n" + "\n".join(lines) + "\n"
 
 
 def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, float, str]:
@@ -65,24 +72,29 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2,
                         help="front-end child processes of each server")
     parser.add_argument("--threads-per-child", type=int, default=25)
+    parser.add_argument("--lb", action="store_true", help="two Tomcats behind an lb worker")
     args = parser.parse_args()
 
     per_child = args.threads_per_child
-    with Tomcat(route="node1", ajp_secret=SECRET, max_threads=400) as tomcat:
-        warm_up(tomcat.url(args.path.lstrip("/")), 50)
+    tomcats = [Tomcat(route=f"node{i}", ajp_secret=SECRET, max_threads=400) for i in range(1, 2 + args.lb)]
+    try:
+        for tomcat in tomcats:
+            tomcat.start()
+            warm_up(tomcat.url(args.path.lstrip("/")), 50)
+        ports = [tomcat.ajp_port for tomcat in tomcats]
         apache = Apache(
             mpm={"StartServers": args.processes, "ServerLimit": args.processes,
                  "ThreadsPerChild": per_child, "MaxRequestWorkers": args.processes * per_child,
                  "MinSpareThreads": per_child, "MaxSpareThreads": args.processes * per_child,
                  "ThreadLimit": max(per_child, 64)},
-            workers_properties=workers_properties(tomcat.ajp_port, per_child),
-            jk_conf="JkMount /* node1",
+            workers_properties=workers_properties(ports, per_child),
+            jk_conf="JkMount /* app",
             jk_log_level="error",
         )
         front = PyHttpd(
             "LoadModule jk_module modules/mod_jk\nJkWorkersFile conf/workers.properties\n"
-            "JkLogFile logs/mod_jk.log\nJkLogLevel error\nJkMount /* node1\n",
-            files={"conf/workers.properties": workers_properties(tomcat.ajp_port, per_child)},
+            "JkLogFile logs/mod_jk.log\nJkLogLevel error\nJkMount /* app\n",
+            files={"conf/workers.properties": workers_properties(ports, per_child)},
             start_servers=args.processes,
             threads_per_child=per_child,
         )
@@ -92,8 +104,12 @@ def main() -> int:
                               ("pyhttpd + mod_jk", front.url + args.path)):
                 warm_up(url)
                 results[name] = wrk(url, args.duration, args.connections, args.threads)
+    finally:
+        for tomcat in tomcats:
+            tomcat.close()
+    backend = "an lb worker over two Tomcat 10" if args.lb else "one Tomcat 10"
     print(f"\n{args.connections} connections, {args.duration} s, {args.processes} processes x "
-          f"{per_child} threads, GET {args.path} from one Tomcat 10 over AJP13")
+          f"{per_child} threads, GET {args.path} from {backend} over AJP13")
     print(f"{'server':<24}{'requests/s':>12}{'p99 ms':>10}")
     for name, (rps, p99, _) in results.items():
         print(f"{name:<24}{rps:>12.0f}{p99:>10.2f}")
