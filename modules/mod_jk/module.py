@@ -396,8 +396,11 @@ class JkModule(Module):
             workers_file = config.resolve(DEFAULT_WORKERS_FILE)
         lines = list(main_cfg.worker_properties or [])
         if workers_file is not None:
-            with open(workers_file, encoding="utf-8", errors="replace") as stream:
-                lines += [(workers_file, n, text) for n, text in enumerate(stream.read().splitlines(), 1)]
+            try:
+                with open(workers_file, encoding="utf-8", errors="replace") as stream:
+                    lines += [(workers_file, n, text) for n, text in enumerate(stream.read().splitlines(), 1)]
+            except OSError as e:
+                raise ConfigError(workers_file, 0, "JkWorkersFile", f"cannot read it: {e.strerror}") from None
         try:
             workers = parse_workers_properties(
                 lines, environ=config.environ, threads_per_child=config.global_config.threads_per_child

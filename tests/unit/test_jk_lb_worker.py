@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
+from modules.mod_jk.lb_shm import BalancerState
 from tests.peers.ports import free_port
 from tests.unit.jk_fake_container import Exchange, FakeContainer
 from tests.unit.jk_request import jk_config, serve
@@ -114,3 +116,14 @@ def test_mapping_rule_can_override_a_members_activation(tmp_path):
         config = jk_config(tmp_path, balancer(one.port, two.port), "JkMount /* bal;stopped=node1")
         nodes = {node_of(serve(config, "GET /x")[1]) for _ in range(4)}
     assert nodes == {"node2"}
+
+
+def test_jk_shm_file_holds_the_balancer_state_for_the_children(tmp_path):
+    with FakeContainer(named("node1")) as one, FakeContainer(named("node2")) as two:
+        config = jk_config(tmp_path, balancer(one.port, two.port), f"JkMount /* bal\nJkShmFile {tmp_path}/jk.shm")
+        config.hooks.run_void("child_init", config)
+        for _ in range(4):
+            serve(config, "GET /x")
+        registry = config.main_server.module_config["jk_module"].state.registry
+        shared = BalancerState(bytearray((tmp_path / "jk.shm").read_bytes()), registry.config, threading.Lock())
+    assert sum(member.elected for member in shared["bal"].members) == 4
