@@ -442,7 +442,7 @@ class HttpConnection:
         except httptools.HttpParserUpgrade as e:
             self._after_upgrade(bytes(data[e.args[0]:]))
         except httptools.HttpParserError as e:
-            self._fail(self._parsing, self._refusal or _parse_error(e, data, self._parser))
+            self._fail(self._parsing, self._refusal or _parse_error(e, data))
 
     def _fail(self, msg: _Message | None, refusal: _Refusal) -> None:
         """The parser cannot go on: `msg` (the request being parsed) gets the refusal."""
@@ -822,7 +822,7 @@ class HttpConnection:
             self._must_close = True
 
 
-def _parse_error(e: Exception, data: Any, parser: httptools.HttpRequestParser) -> _Refusal:
+def _parse_error(e: Exception, data: Any) -> _Refusal:
     """The status for what llhttp refused."""
     message = str(e)
     if isinstance(e, httptools.HttpParserInvalidMethodError):
