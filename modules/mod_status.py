@@ -30,6 +30,7 @@ from typing import Any
 import psutil
 
 from pyhttpd import SERVER_BASEPRODUCT, __version__
+from pyhttpd.child import master_pid
 from pyhttpd.directive import Args, Context, Directive, set_flag
 from pyhttpd.hooks import Hooks
 from pyhttpd.log import log_rerror
@@ -416,7 +417,7 @@ def _cpu_totals(children: Any) -> tuple[float, float, float, float]:
             system += usage.times.system
     child_user = child_system = 0.0
     try:
-        master = psutil.Process(os.getppid()).cpu_times()
+        master = psutil.Process(master_pid() or os.getpid()).cpu_times()
         user += master.user
         system += master.system
         child_user, child_system = master.children_user, master.children_system

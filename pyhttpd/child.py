@@ -66,12 +66,18 @@ _CHILD_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT, signal.SIGHUP, 
 
 _graceful_stop = False
 _early_stop: list[bool] = []
+_master_pid = 0
 
 
 def graceful_stop_requested() -> bool:
     """True once this child has begun to stop: end keep-alive connections after the
     current response (answer it with "Connection: close")."""
     return _graceful_stop
+
+
+def master_pid() -> int:
+    """Pid of the master of this child (this process itself with -X; 0 outside a child)."""
+    return _master_pid
 
 
 def run(
@@ -85,6 +91,8 @@ def run(
 ) -> int:
     """Serve until told to stop; returns the exit status. Runs in the forked child (or,
     with -X, in the only process)."""
+    global _master_pid
+    _master_pid = os.getpid() if single_process else os.getppid()
     _reset_signals(single_process)
     from gevent import monkey
 
@@ -137,7 +145,7 @@ class _Child:
         self.limits = limits
         self.single_process = single_process
         self.pid = os.getpid()
-        self.parent = os.getppid()
+        self.parent = _master_pid
         self.process = board.process(slot)
         self.pool = gevent.pool.Pool(limits.threads_per_child)
         # Free worker columns; a greenlet holds one while it serves a connection.
