@@ -10,6 +10,8 @@ import http.client
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import psutil
 import pytest
 
 from pyhttpd.scoreboard import Scoreboard
-from tests.server import PyHttpd
+from tests.server import PYHTTPD, PyHttpd
 
 BODY = b"hello from pyhttpd\n"
 BASE = "ScoreBoardFile logs/scoreboard\nKeepAliveTimeout 10\n"
@@ -400,4 +402,28 @@ def test_single_process_mode_serves_without_children(tmp_path: Path):
         assert server.pid_file.read_text().strip() == str(server.pid)
     finally:
         server.close()
+    assert not server.pid_file.exists()
+
+
+def test_restart_reopens_the_error_log_so_it_can_be_rotated(pyhttpd_factory):
+    server = serve(pyhttpd_factory, start_servers=1)
+    log = server.root / "logs" / "error_log"
+    log.rename(server.root / "logs" / "error_log.1")
+    server.signal(signal.SIGUSR1)
+    assert server.wait_for(lambda: log.exists() and "resuming normal operations" in log.read_text(), 5)
+    assert "SIGUSR1 received" in (server.root / "logs" / "error_log.1").read_text()
+
+
+def test_k_graceful_and_k_graceful_stop_signal_the_master_in_the_pid_file(pyhttpd_factory):
+    server = serve(pyhttpd_factory, start_servers=1)
+    first = generation(server)
+
+    def k(verb: str) -> int:
+        command = [sys.executable, str(PYHTTPD), "-f", str(server.conf_path), "-k", verb]
+        return subprocess.run(command, cwd=server.root, timeout=30).returncode
+
+    assert k("graceful") == 0
+    assert server.wait_for(lambda: generation(server) == first + 1, 5)
+    assert k("graceful-stop") == 0
+    assert server.proc.wait(10) == 0
     assert not server.pid_file.exists()
