@@ -816,7 +816,8 @@ class HttpConnection:
             return
         if not r.headers_sent:
             r.send_headers()
-        self._push(True)
+        if self._head_lines is not None or self._out_len or self._framing == _CHUNKED:
+            self._push(True)
         if self._framing == _LENGTH and self._left:
             self._keep = False
             self._must_close = True

@@ -51,7 +51,8 @@ def split_target(target: str) -> Target:
 
     The fragment, which clients should not send, is ignored as apr_uri_parse does.
     """
-    target = target.partition("#")[0]
+    if "#" in target:
+        target = target.partition("#")[0]
     hostname = None
     if not target.startswith("/"):
         if target == "*":
