@@ -251,17 +251,22 @@ class Master:
             timeout = max(0.0, next_tick - time.monotonic())
             if any(c.replaced and not c.quiescing for c in self.children.values()):
                 timeout = min(timeout, REPLACEMENT_POLL)
-            for signum in self.wait_for_signals(timeout):
-                getattr(self, f"handle_{SIGNALS[signum]}")()
-                if self.state == STOPPED:
-                    return
-            self.reap()
-            if self.state == RUNNING:
-                self.retire_replaced()
-            now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + 1.0
-                self.tick()
+            try:
+                for signum in self.wait_for_signals(timeout):
+                    getattr(self, f"handle_{SIGNALS[signum]}")()
+                    if self.state == STOPPED:
+                        return
+                self.reap()
+                if self.state == RUNNING:
+                    self.retire_replaced()
+                now = time.monotonic()
+                if now >= next_tick:
+                    next_tick = now + 1.0
+                    self.tick()
+            except Exception:
+                # The supervisor outlives its own bugs: the children keep serving.
+                self.log("crit", f"master loop failed:\n{traceback.format_exc().rstrip()}")
+                time.sleep(0.1)
 
     def wait_for_signals(self, timeout: float) -> list[int]:
         assert self._pipe is not None

@@ -427,3 +427,14 @@ def test_k_graceful_and_k_graceful_stop_signal_the_master_in_the_pid_file(pyhttp
     assert k("graceful-stop") == 0
     assert server.proc.wait(10) == 0
     assert not server.pid_file.exists()
+
+
+def test_children_of_a_master_killed_without_warning_stop_by_themselves(pyhttpd_factory):
+    server = serve(pyhttpd_factory, start_servers=2)
+    assert server.wait_for(lambda: len(serving(server)) == 2, 10)
+    orphans = [psutil.Process(pid) for pid in children(server)]
+    server.signal(signal.SIGKILL)
+    server.proc.wait(5)
+    gone, alive = psutil.wait_procs(orphans, timeout=5)
+    assert alive == []
+    assert "master process" in server.log_text() and "is gone, stopping" in server.log_text()
