@@ -190,7 +190,7 @@ class AjpConnection:
 
     def _serve_request(self, msg: ForwardRequest) -> None:
         content_length = msg.content_length  # AjpProtocolError when malformed
-        r = self._build_request(msg)
+        r = self._build_request(msg, content_length)
         self.first_body_pending = bool(content_length)
         self.body_remaining = content_length
         self.body_done = content_length == 0
@@ -216,7 +216,7 @@ class AjpConnection:
             self.reuse = False
         self._end_response(r)
 
-    def _build_request(self, msg: ForwardRequest) -> Request:
+    def _build_request(self, msg: ForwardRequest, content_length: int | None) -> Request:
         c = self.connection
         attributes = dict(msg.req_attributes)
         c.keepalives += 1
@@ -235,7 +235,7 @@ class AjpConnection:
         r.args = msg.query_string
         r.unparsed_uri = msg.req_uri + (f"?{msg.query_string}" if msg.query_string is not None else "")
         r.the_request = f"{msg.method} {r.unparsed_uri} {msg.protocol}"
-        r.remaining = msg.content_length
+        r.remaining = content_length
         r.user = msg.remote_user or None
         r.ap_auth_type = msg.auth_type or None
         r.notes["ajp_server_port"] = msg.server_port
