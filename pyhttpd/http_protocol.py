@@ -15,8 +15,8 @@ Requests the server refuses, with httpd's statuses:
   limit", not 431, and so does pyhttpd);
 - 400 for anything llhttp refuses: malformed lines, obs-fold, NUL/CR/LF in values,
   Content-Length with Transfer-Encoding, repeated Content-Length, a bad chunk size; also
-  for a Transfer-Encoding other than exactly "chunked", several Host headers, a
-  malformed Host and an HTTP/1.1 request without Host;
+  for a Transfer-Encoding other than exactly "chunked" or in an HTTP/1.0 request,
+  several Host headers, a malformed Host and an HTTP/1.1 request without Host;
 - 501 for a method llhttp does not know, 505 for an HTTP version other than 1.0/1.1,
   417 for an Expect other than 100-continue;
 - 408 when the headers (or the body) do not arrive within RequestReadTimeout;
@@ -285,8 +285,11 @@ class HttpConnection:
         r.hostname = hostname
         c = r.connection
         r.server = select_server(self.config, c.local_ip, c.local_port, hostname)
-        if msg.transfer_encoding is not None and msg.transfer_encoding.strip().lower() != "chunked":
-            raise _Refusal(400, f"client sent unknown Transfer-Encoding ({msg.transfer_encoding}): {url}")
+        if msg.transfer_encoding is not None:
+            if msg.transfer_encoding.strip().lower() != "chunked":
+                raise _Refusal(400, f"client sent unknown Transfer-Encoding ({msg.transfer_encoding}): {url}")
+            if r.proto_num < 1001:  # RFC 9112 6.1: the framing of such a message is faulty
+                raise _Refusal(400, f"client sent Transfer-Encoding with {protocol}: {url}")
         if msg.expect is not None and r.proto_num >= 1001:
             if msg.expect.strip().lower() != "100-continue":
                 raise _Refusal(417, f"client sent an unrecognized expectation value of Expect: {msg.expect}")
