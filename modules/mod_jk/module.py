@@ -135,6 +135,19 @@ class JkState:
     stopping: bool = False
     shm_file: tuple[mmap.mmap, int] | None = None  # JkShmFile: its mapping and descriptor
 
+    def release(self) -> None:
+        """Close the log files and the JkShmFile mapping this process holds."""
+        for log in self.logs.values():
+            log.close()
+        if self.shm_file is not None:
+            mapping, fd = self.shm_file
+            try:
+                mapping.close()
+            except BufferError:
+                return  # this very process serves with it (-X): it stays until exit
+            os.close(fd)
+            self.shm_file = None
+
 
 @dataclass
 class JkServerConfig:
@@ -326,6 +339,7 @@ class JkModule(Module):
 
     name = "jk_module"
     log_name = "jk"
+    master_state: JkState | None = None  # the generation whose files the master holds
     directives = (
         Directive("JkWorkersFile", Args.TAKE1, GLOBAL, "the workers.properties file that defines the workers", _workers_file, "file-path", DEFAULT_WORKERS_FILE),
         Directive("JkWorkerProperty", Args.RAW_ARGS, GLOBAL, "one line in workers.properties syntax", _worker_property, "worker.<name>.<attribute>=<value>"),
@@ -438,10 +452,16 @@ class JkModule(Module):
         return OK
 
     def post_config(self, config: Any) -> int:
-        """Open the JkLogFiles (in the master; the children inherit them)."""
+        """Open the JkLogFiles and the JkShmFile (in the master; the children inherit them).
+
+        The previous generation's are closed here: its children hold their own copies.
+        """
         main_cfg: JkServerConfig = config.main_server.module_config[self.name]
         state = main_cfg.state
         assert state is not None
+        if self.master_state is not None and self.master_state is not state:
+            self.master_state.release()
+        self.master_state = state
         if main_cfg.log_file is None:
             main_cfg.log_file = config.resolve(DEFAULT_FILE)
             log_error(config.main_server, "warn", self.log_name,

@@ -4,6 +4,7 @@ state is shared by every child through the scoreboard."""
 from __future__ import annotations
 
 import http.client
+import signal
 from collections import Counter
 
 from tests.peers.ports import free_port
@@ -89,3 +90,19 @@ def test_sticky_requests_stay_on_their_node_in_every_child(pyhttpd_factory):
             nodes.add(connection.getresponse().read().decode())
             connection.close()
     assert nodes == {"node=node2\n"}
+
+
+def test_graceful_restart_keeps_serving_and_keeps_the_balancer_state(pyhttpd_factory):
+    with FakeContainer(named("node1")) as one, FakeContainer(named("node2")) as two:
+        server = pyhttpd_factory(**jk_conf(one.port, two.port))
+        for _ in range(8):
+            assert get(server.port, "/app/x")[0] == 200
+        before = status(server.port, "cmd=show&w=bal")
+        server.signal(signal.SIGUSR1)
+        assert server.wait_for(lambda: "resuming normal operations" in server.log_text().split("SIGUSR1", 1)[-1])
+        results = [get(server.port, "/app/x")[0] for _ in range(8)]
+        after = status(server.port, "cmd=show&w=bal")
+    assert results == [200] * 8
+    elected = [int(before[f"worker.{n}.elected"]) for n in ("node1", "node2")]
+    assert [int(after[f"worker.{n}.elected"]) for n in ("node1", "node2")] != elected
+    assert sum(int(after[f"worker.{n}.elected"]) for n in ("node1", "node2")) == sum(elected) + 8
