@@ -205,14 +205,20 @@ class AjpWorker:
                     # The container expects a body packet after the request: end it empty.
                     conn.send(encode_body_chunk(b""))
                     conn.close()
-                    status = 413 if isinstance(e, RequestEntityTooLarge) else 400
-                    return self._client_failed(f"reading the request body failed: {e}", status), None
+                    return self._client_failed(f"reading the request body failed: {e}", _status_of(e)), None
                 conn.send(encode_body_chunk(data))
                 self.bytes_read += len(data)
         except BackendError as e:
             conn.close()
             return ServiceResult(Outcome.BACKEND_ERROR, 503, True, str(e)), None
-        return self._reply(conn, s)
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            return self._reply(conn, s)
+        except BaseException:
+            conn.close()  # a failure of our own: the connection's state is unknown
+            raise
 
     def _connection(self) -> AjpConnection:
         """A usable idle connection, else a new one; raises BackendError."""
@@ -325,8 +331,7 @@ class AjpWorker:
                     data = s.read_body(size) if s.has_body_left else b""
                 except (ClientReadError, RequestEntityTooLarge) as e:
                     conn.close()
-                    status = 413 if isinstance(e, RequestEntityTooLarge) else 400
-                    return self._client_failed(f"reading the request body failed: {e}", status), None
+                    return self._client_failed(f"reading the request body failed: {e}", _status_of(e)), None
                 try:
                     conn.send(encode_body_chunk(data))
                 except BackendError as e:
@@ -394,6 +399,11 @@ class AjpWorker:
     def _log(self, level: str, message: str) -> None:
         if self.log is not None:
             self.log.log(level, message)
+
+
+def _status_of(error: Exception) -> int:
+    """The client's status for a failed body read: 413 over LimitRequestBody, else the reader's."""
+    return 413 if isinstance(error, RequestEntityTooLarge) else getattr(error, "status", 400)
 
 
 def _ms(value: int) -> float | None:

@@ -106,8 +106,12 @@ class LbWorker:
             if self.set_session_cookie and not sticky:
                 s.session_cookie = self._session_cookie(s, ext.session_cookie or record.session_cookie,
                                                         member)
-            lb.record_start(balancer, member, session=bool(session_ids or routes), stateless=s.stateless)
             read, transferred = worker.bytes_read, worker.bytes_transferred
+            try:
+                lb.record_start(balancer, member, session=bool(session_ids or routes), stateless=s.stateless)
+            except BaseException:
+                worker.pool.release(None)
+                raise
             result = worker.serve_reserved(s)
             read, transferred = worker.bytes_read - read, worker.bytes_transferred - transferred
             if result.ok:

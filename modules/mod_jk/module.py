@@ -600,7 +600,7 @@ class JkModule(Module):
         r.notes[NOTE_WORKER_TYPE] = worker.type
         s = ServiceRequest.build(r, cfg, worker_name, extensions, original_uri)
         result = worker.service(s)
-        if s.has_body_left and not (result.outcome is Outcome.CLIENT_ERROR and result.status in (400, 413)):
+        if s.has_body_left and result.outcome is not Outcome.CLIENT_ERROR:
             try:
                 r.discard_body()  # what the container did not read
             except Exception:  # noqa: BLE001 - the client is gone; the response is what matters
@@ -625,11 +625,11 @@ class JkModule(Module):
             log.log("error" if result.outcome is not Outcome.CLIENT_ERROR else "info", result.message,
                     "ajp_service")
         if result.outcome is Outcome.CLIENT_ERROR:
-            if result.status != 413:
-                r.connection.aborted = True
-                r.keepalive = False
+            r.keepalive = False
+            if result.status == 200 or r.headers_sent:
+                r.connection.aborted = True  # the client went away while the response was going out
                 return DONE
-            return 413
+            return result.status  # 400, 408 or 413 for a body that could not be read
         if r.headers_sent:
             r.connection.aborted = True  # part of the response is out: end it short
             r.keepalive = False

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyhttpd.headers import Headers
-from pyhttpd.request import Request, RequestEntityTooLarge
+from pyhttpd.request import HTTPError, Request, RequestEntityTooLarge
 
 from .ajp13 import ForwardRequest, SendHeaders, encode_forward_request
 from .uri_map import RuleExtensions
@@ -35,7 +35,11 @@ FIRST_BODY_CHUNK = 8192 - 6
 
 
 class ClientReadError(Exception):
-    """Reading the request body from the client failed."""
+    """Reading the request body from the client failed; ``status`` is the client's answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ClientWriteError(Exception):
@@ -261,6 +265,8 @@ class ServiceRequest:
                 data = self.r.read(size - got)
             except RequestEntityTooLarge:
                 raise
+            except HTTPError as e:  # a malformed chunked body, a body read timeout
+                raise ClientReadError(e.message or str(e.status), e.status) from None
             except (OSError, ValueError) as e:
                 raise ClientReadError(str(e) or type(e).__name__) from None
             if not data:

@@ -21,7 +21,8 @@ class RecordingTransport:
     """A client connection that keeps what was sent; ``fail_writes_after`` simulates a
     client that goes away after that many writes."""
 
-    def __init__(self, body: bytes | list[bytes] = b"", fail_writes_after: int | None = None) -> None:
+    def __init__(self, body: bytes | list[bytes] = b"", fail_writes_after: int | None = None,
+                 read_error: Exception | None = None) -> None:
         self.body = io.BytesIO(body) if isinstance(body, bytes) else None
         self.parts = list(body) if isinstance(body, list) else []
         self.status: int | None = None
@@ -31,8 +32,11 @@ class RecordingTransport:
         self.writes = 0
         self.flushes = 0
         self.fail_writes_after = fail_writes_after
+        self.read_error = read_error  # raised once the body given has been read
 
     def read_body(self, size: int) -> bytes:
+        if self.read_error is not None and self.body is not None and self.body.tell() == len(self.body.getvalue()):
+            raise self.read_error
         if self.body is not None:
             return self.body.read(size)
         if not self.parts:

@@ -7,6 +7,7 @@ import threading
 import time
 
 from modules.mod_jk.ajp13 import encode_get_body_chunk
+from pyhttpd.request import HTTPError
 from tests.peers.ports import free_port
 from tests.unit.jk_fake_container import Exchange, FakeContainer, echo
 from tests.unit.jk_request import RecordingTransport, ajp_worker, jk_config, page, serve
@@ -353,3 +354,15 @@ def test_watchdog_thread_runs_maintenance_without_requests(tmp_path):
         finally:
             config.hooks.run_void("child_stopping", config, False)
         assert worker.pool.connected == 0
+
+
+def test_body_that_times_out_ends_the_request_with_the_readers_status(tmp_path):
+    with FakeContainer() as tomcat:
+        config = jk_config(tmp_path, ajp_worker(tomcat.port))
+        transport = RecordingTransport(b"x" * 20000, read_error=HTTPError(408, "body read timeout"))
+        r, client = serve(config, "POST /upload", {"Content-Length": "50000"}, transport=transport)
+        worker = config.main_server.module_config["jk_module"].state.registry.get("node1")
+        assert client.status == 408
+        assert not r.keepalive
+        assert worker.pool.connected == 0  # the half-sent request's connection is not reused
+        assert worker.pool.busy == 0
