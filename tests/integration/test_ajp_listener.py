@@ -71,7 +71,7 @@ def test_many_connections_are_served_at_once(pyhttpd_factory):
     for t in threads:
         t.join(30)
     assert results == [200] * 8
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 5  # one after the other would take 8
 
 
 def test_wrong_secret_is_refused_with_403_and_logged(pyhttpd_factory):
