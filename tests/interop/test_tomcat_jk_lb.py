@@ -12,6 +12,7 @@ import pytest
 
 from tests.peers.binaries import require_binary
 from tests.peers.page_text import parse_page
+from tests.peers.ports import free_port
 from tests.peers.tomcat import CATALINA_SH, Tomcat
 from tests.server import PyHttpd
 
@@ -155,3 +156,32 @@ def _stop_and_recover(node1: Tomcat, front: PyHttpd) -> None:
         time.sleep(0.2)
     assert "node1" in seen
     assert re.fullmatch(r"OK(/IDLE)?", status(front, "cmd=show&w=bal")["worker.node1.state"])
+
+
+def test_jkstatus_properties_have_the_same_lines_as_apache_mod_jk(apache_factory):
+    workers = (
+        "worker.list=bal,jkstatus,solo\n"
+        "worker.bal.type=lb\nworker.bal.balance_workers=node1,node2\n"
+        f"worker.node1.host=127.0.0.1\nworker.node1.port={free_port()}\nworker.node1.lbfactor=3\n"
+        "worker.node1.redirect=node2\n"
+        f"worker.node2.host=127.0.0.1\nworker.node2.port={free_port()}\nworker.node2.activation=D\n"
+        f"worker.solo.host=127.0.0.1\nworker.solo.port={free_port()}\n"
+        "worker.jkstatus.type=status\n"
+    )
+    mounts = "JkMount /jkstatus jkstatus\nJkMount /app/* bal\nJkMount /solo/* solo"
+    apache = apache_factory(workers_properties=workers, jk_conf=mounts)
+    ours = PyHttpd(
+        f"LoadModule jk_module modules/mod_jk\nJkWorkersFile conf/workers.properties\n{mounts}\n",
+        files={"conf/workers.properties": workers},
+    )
+    query = "/jkstatus?cmd=list&mime=prop"
+    with ours:
+        mine = status(ours, "cmd=list")
+        connection = http.client.HTTPConnection("127.0.0.1", apache.port, timeout=30)
+        connection.request("GET", query)
+        theirs = dict(line.split("=", 1) for line in connection.getresponse().read().decode().splitlines())
+        connection.close()
+    assert set(mine) == set(theirs)
+    varying = ("server_", "time_", "web_server", "jk_version", "last_reset", ".address", "map.1.server")
+    differ = {k for k in theirs if mine[k] != theirs[k] and not any(v in k for v in varying)}
+    assert differ == set()
