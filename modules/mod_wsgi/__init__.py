@@ -115,7 +115,7 @@ ALL = Context.OR_ALL
 class WsgiModule(Module):
     """Serves requests with WSGI applications loaded from script files."""
 
-    name = "wsgi"
+    name = "wsgi_module"
     directives = (
         Directive("WSGIScriptAlias", Args.TAKE_ARGV, Context.RSRC_CONF, "serve a URL path with the WSGI application of a script file", _script_alias, "URL-path file-path [callable-object=name]"),
         Directive("WSGIScriptReloading", Args.FLAG, ALL, "load a script again when its modification time changes", set_flag("script_reloading"), "On|Off", "On", scope="dir"),
