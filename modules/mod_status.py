@@ -79,7 +79,7 @@ class StatusConfig:
 class StatusModule(Module):
     """httpd's mod_status."""
 
-    name = "status"
+    name = "status_module"
     directives = (
         Directive("ExtendedStatus", Args.FLAG, Context.GLOBAL_ONLY, "keep track of extended status information for each request", set_flag("extended"), "On|Off", "On"),
     )
@@ -106,7 +106,7 @@ def handler(r: Request) -> int:
     flags = STATUS_SHORT if "auto" in query else 0
     if "notable" in query:
         flags |= STATUS_NOTABLE
-    conf: StatusConfig = r.config.main_server.module_config.get("status") or StatusConfig()
+    conf: StatusConfig = r.config.main_server.module_config.get(status_module.name) or StatusConfig()
     if conf.extended is not False:
         flags |= STATUS_EXTENDED
     refresh = _refresh(query)

@@ -72,7 +72,8 @@ BACKOFF_MAX = 60.0
 REPLACEMENT_POLL = 0.02
 """Seconds between looks for the first accepting child of a new generation."""
 HELPER_STABLE = 10.0
-"""A helper that ran this long is restarted at once when it dies; sooner, with back-off."""
+"""A helper that ran this long is restarted at once when it dies; one that keeps dying
+sooner is restarted with back-off."""
 
 IDLE_STATES = frozenset((SERVER_DEAD, SERVER_STARTING, SERVER_READY))
 """Worker states counted as idle by maintenance (a starting child counts, as in httpd)."""
@@ -761,7 +762,8 @@ class Master:
             return
         lived = time.monotonic() - process.started
         process.failures = 0 if lived >= HELPER_STABLE else process.failures + 1
-        delay = min(2.0 ** (process.failures - 1), BACKOFF_MAX) if process.failures else 0.0
+        # The first early death restarts at once; then 1, 2, 4 ... s while it keeps dying.
+        delay = min(2.0 ** (process.failures - 2), BACKOFF_MAX) if process.failures > 1 else 0.0
         self.log(
             "error",
             f"helper {process.helper.name} (pid {pid}) {_describe(status)}; "
