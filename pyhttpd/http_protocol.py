@@ -32,6 +32,7 @@ size limits itself.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -765,7 +766,9 @@ class HttpConnection:
             framing = _LENGTH
             self._left = self._out_len
             lines.append(f"Content-Length: {self._out_len}\r\n")
-        elif r.proto_num >= 1001 and r.keepalive and not self._must_close:
+        elif r.proto_num >= 1001 and (r.connection.aborted or (r.keepalive and not self._must_close)):
+            # A failed handler's partial body is chunked so that the missing last chunk
+            # tells an HTTP/1.1 client it is truncated.
             framing = _CHUNKED
             lines.append("Transfer-Encoding: chunked\r\n")
         else:
@@ -816,6 +819,11 @@ class HttpConnection:
         if r.connection.aborted:
             self._must_close = True
             self._keep = False
+            if r.headers_sent and (self._head_lines is not None or self._out_len):
+                # What the handler produced before it failed goes out unterminated, then the
+                # connection closes: the client sees a truncated response, not an empty one.
+                with contextlib.suppress(OSError):
+                    self._push(False)
             return
         if not r.headers_sent:
             r.send_headers()

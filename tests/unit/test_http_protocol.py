@@ -103,6 +103,10 @@ def _handler(r: Request) -> int:
         body = b"ok"
     elif uri == "/boom":
         raise RuntimeError("handler failed on purpose")
+    elif uri == "/boom-late":
+        r.content_type = "text/plain"
+        r.write(b"partial body")
+        raise RuntimeError("handler failed after writing")
     elif uri == "/file":
         path = r.config.test_file  # type: ignore[attr-defined]
         size = Path(path).stat().st_size
@@ -805,3 +809,16 @@ def test_bad_request_read_timeout_names_file_and_line(tmp_path, args, message):
         Config.load(str(conf))
     assert "httpd.conf:3: RequestReadTimeout: " in str(e.value)
     assert message in str(e.value)
+
+
+def test_handler_failing_mid_response_sends_what_it_wrote_unterminated_and_closes(harness):
+    h = harness()
+    client = h.connect()
+    client.sendall(b"GET /boom-late HTTP/1.1\r\nHost: test.example\r\n\r\n" + GET)
+    raw = read_all(client)
+    client.close()
+    h.join()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"Connection: close" in head and b"Transfer-Encoding: chunked" in head
+    assert body == b"c\r\npartial body\r\n"  # no last chunk: the client knows it is truncated
