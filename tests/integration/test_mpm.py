@@ -228,8 +228,10 @@ def test_winch_answers_the_request_in_progress_then_stops_and_refuses_new_ones(p
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     conn.request("GET", "/hello.txt")
     assert conn.getresponse().read() == BODY
+    running = children(server)
     server.signal(signal.SIGWINCH)
     assert server.wait_for(lambda: not server.pid_file.exists(), 5)
+    assert server.wait_for(lambda: quiescing(server) == running, 5)
     conn.request("GET", "/hello.txt")
     response = conn.getresponse()
     assert (response.status, response.read()) == (200, BODY)
