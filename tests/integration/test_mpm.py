@@ -52,6 +52,11 @@ def serving(server: PyHttpd) -> set[int]:
         return {w["pid"] for w in b.snapshot()["workers"] if w["status"] == "_"} & children(server)
 
 
+def total_accesses(server: PyHttpd) -> int:
+    with board(server) as b:
+        return b.snapshot()["total_accesses"]
+
+
 def quiescing(server: PyHttpd) -> set[int]:
     """Children that are finishing their connections before they exit."""
     with board(server) as b:
@@ -211,14 +216,12 @@ def test_hup_restarts_every_child_in_a_new_generation_and_clears_counters(pyhttp
     for _ in range(5):
         assert get(server) == (200, BODY)
     old, first = children(server), generation(server)
-    with board(server) as b:
-        assert b.snapshot()["total_accesses"] >= 5
+    assert server.wait_for(lambda: total_accesses(server) >= 5, 5)
     server.signal(signal.SIGHUP)
     assert server.wait_for(lambda: generation(server) == first + 1, 10)
     assert server.wait_for(lambda: len(children(server)) == 2, 10)
     assert not children(server) & old
-    with board(server) as b:
-        assert b.snapshot()["total_accesses"] == 0
+    assert total_accesses(server) == 0
     assert get(server) == (200, BODY)
     assert "SIGHUP received.  Attempting to restart" in server.log_text()
 
