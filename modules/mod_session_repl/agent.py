@@ -331,7 +331,6 @@ class SessionAgent:
         if delta.invalidate:
             self._replicate(resolved, MessageType.INVALIDATE, {"id": resolved}, sync, everyone=True)
         else:
-            self._note_access(resolved, session.max_inactive if session else 0, now, sent=True)
             self._replicate(
                 resolved,
                 MessageType.DELTA,
@@ -457,11 +456,8 @@ class SessionAgent:
 
     # -- access announcements and expiry --------------------------------------------------------
 
-    def _note_access(self, session_id: str, max_inactive: int, now: float, sent: bool = False) -> None:
+    def _note_access(self, session_id: str, max_inactive: int, now: float) -> None:
         if not self.settings.clustered:
-            return
-        if sent:  # a DELTA carries the access itself
-            self._announced[session_id] = now
             return
         window = max(ANNOUNCE_INTERVAL, max_inactive / 4)
         if now - self._announced.get(session_id, 0.0) >= window:
@@ -498,9 +494,9 @@ class SessionAgent:
     def sweep(self, now: float) -> list[str]:
         """Expire idle sessions and tell the members; the ids expired."""
         expired = self.store.expire(now)
-        horizon = now - max(self.settings.max_inactive, 60)
-        if len(self._announced) > len(self.store):
-            self._announced = {k: t for k, t in self._announced.items() if t > horizon}
+        # An announcement older than the longest coalescing window no longer holds one back.
+        horizon = now - max(ANNOUNCE_INTERVAL, self.settings.max_inactive / 4)
+        self._announced = {k: t for k, t in self._announced.items() if t > horizon}
         if expired:
             self.counters["expired"] += len(expired)
             if self.settings.clustered:

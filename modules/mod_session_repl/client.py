@@ -24,6 +24,7 @@ from .wire import FrameError, FrameReader, FrameWriter, MessageType, WireError
 
 CONNECT_WAIT = 10.0
 RETRY_INTERVAL = 0.05
+REAP_INTERVAL = 0.5  # how often overdue requests are failed (cheaper than a timer each)
 
 
 class _Connection:
@@ -32,25 +33,21 @@ class _Connection:
         self.reader = FrameReader(None)
         self.writer = FrameWriter("", None)
         self.lock = Semaphore()
-        self.pending: dict[int, AsyncResult] = {}
+        self.pending: dict[int, tuple[AsyncResult, float]] = {}
         self.closed = False
-        self.greenlet = gevent.spawn(self._read_loop)
+        self.greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._reap_loop)]
 
     def call(self, msg_type: MessageType, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         result = AsyncResult()
         with self.lock:
             data = self.writer.encode(msg_type, body)
-            seq = self.writer.seq
-            self.pending[seq] = result
+            self.pending[self.writer.seq] = (result, time.monotonic() + timeout)
             try:
                 self.sock.sendall(data)
             except OSError as exc:
                 self.close()
                 raise ConnectionError(str(exc)) from None
-        try:
-            return result.get(timeout=timeout)
-        finally:
-            self.pending.pop(seq, None)
+        return result.get()
 
     def _read_loop(self) -> None:
         try:
@@ -61,10 +58,19 @@ class _Connection:
                 for frame in self.reader.feed(data):
                     waiter = self.pending.pop(frame.body["re"], None)
                     if waiter is not None:
-                        waiter.set(frame.body)
+                        waiter[0].set(frame.body)
         except (OSError, WireError):
             pass
         self.close()
+
+    def _reap_loop(self) -> None:
+        while not self.closed:
+            gevent.sleep(REAP_INTERVAL)
+            now = time.monotonic()
+            for seq, (waiter, deadline) in list(self.pending.items()):
+                if deadline < now:
+                    del self.pending[seq]
+                    waiter.set_exception(TimeoutError())
 
     def close(self) -> None:
         if self.closed:
@@ -75,10 +81,11 @@ class _Connection:
         except OSError:
             pass
         pending, self.pending = self.pending, {}
-        for waiter in pending.values():
+        for waiter, _ in pending.values():
             waiter.set_exception(ConnectionError("the session agent closed the connection"))
-        if self.greenlet is not gevent.getcurrent():
-            self.greenlet.kill(block=False)
+        for greenlet in self.greenlets:
+            if greenlet is not gevent.getcurrent():
+                greenlet.kill(block=False)
 
 
 class AgentClient:
@@ -136,7 +143,7 @@ class AgentClient:
                 if attempt == 2:
                     raise SessionStoreUnavailable(f"the session agent went away: {exc}") from None
                 continue
-            except gevent.Timeout:
+            except TimeoutError:
                 raise SessionStoreUnavailable(
                     f"the session agent did not answer {msg_type.name} within {self.timeout:.0f} s"
                 ) from None

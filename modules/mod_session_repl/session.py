@@ -24,6 +24,7 @@ set twice is sent once, with its final value, like Tomcat's
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -141,7 +142,8 @@ class Delta:
                 and isinstance(raw[1], str)
             ):
                 try:
-                    changes.append(Change("set", raw[1], copy_value(raw[1], raw[2])))
+                    # Interned: thousands of sessions share a few attribute names.
+                    changes.append(Change("set", sys.intern(raw[1]), copy_value(raw[1], raw[2])))
                 except TypeError as exc:
                     raise ValueError(str(exc)) from None
             elif (
@@ -150,7 +152,7 @@ class Delta:
                 and raw[0] == "remove"
                 and isinstance(raw[1], str)
             ):
-                changes.append(Change("remove", raw[1]))
+                changes.append(Change("remove", sys.intern(raw[1])))
             else:
                 raise ValueError(
                     f'delta change {raw!r:.80} is not ["set", name, value] or ["remove", name]'

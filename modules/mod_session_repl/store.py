@@ -29,6 +29,7 @@ import enum
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ class ApplyResult(enum.Enum):
     GAP = "gap"  # applied, but earlier versions never arrived: pull the session
 
 
-@dataclass
+@dataclass(slots=True)
 class StoredSession:
     """One session as the store holds it.  Read it; change it only through the store."""
 
@@ -128,13 +129,14 @@ class StoredSession:
         stamps_in, attributes_in = data["stamps"], data["attributes"]
         if not isinstance(stamps_in, dict) or not isinstance(attributes_in, dict):
             raise ValueError(f"session {session_id}: attributes and stamps must be objects")
-        stamps = {name: _stamp(raw, session_id) for name, raw in stamps_in.items()}
+        # Interned: thousands of sessions share a few attribute names.
+        stamps = {sys.intern(name): _stamp(raw, session_id) for name, raw in stamps_in.items()}
         attributes = {}
         for name, value in attributes_in.items():
             if name not in stamps:
                 raise ValueError(f"session {session_id}: attribute {name!r} has no stamp")
             try:
-                attributes[name] = copy_value(name, value)
+                attributes[sys.intern(name)] = copy_value(name, value)
             except TypeError as exc:
                 raise ValueError(f"session {session_id}: {exc}") from None
         return cls(

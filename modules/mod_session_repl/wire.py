@@ -44,7 +44,6 @@ check them.
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import json
 import re
@@ -249,7 +248,7 @@ def _check_secret(secret: bytes | None) -> None:
 
 
 def _tag(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, hashlib.sha256).digest()
+    return hmac.digest(key, data, "sha256")
 
 
 def _reject_constant(name: str) -> Any:

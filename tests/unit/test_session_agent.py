@@ -381,3 +381,21 @@ def test_a_member_cut_off_for_a_moment_catches_up_when_the_link_returns(cluster)
     a.client.commit(session, session.delta(), sync=True)  # node2 is not connected: not sent
     wait_until(lambda: b.agent.store.get(session.id).attributes["n"] == 2, timeout=5)
     assert a.agent.counters["catch_up_pushes"] >= 1
+
+
+def test_an_agent_that_does_not_answer_makes_requests_fail_not_hang(tmp_path):
+    from modules.mod_session_repl.backend import SessionStoreUnavailable
+
+    path = str(tmp_path / "silent.sock")
+    listener = gsocket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    client = AgentClient(path, timeout=0.6, connect_wait=1)
+    begun = time.monotonic()
+    try:
+        with pytest.raises(SessionStoreUnavailable, match="did not answer GET"):
+            client.load(new_session_id("node1"))
+        assert 0.5 < time.monotonic() - begun < 2
+    finally:
+        client.close()
+        listener.close()
