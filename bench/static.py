@@ -1,11 +1,10 @@
 """Benchmark: pyhttpd against Apache httpd serving the same static files.
 
-Both servers run the worker MPM sized alike (2 children x 64 workers, spare limits that keep
-exactly two children), keep-alive on, an access log written for every request. wrk loads
-each in turn with the same threads, connections and duration, for a 100-byte and a 100 KB
-file. Prints requests/s, p50 and p99 latency of each and the pyhttpd/httpd ratios.
+Both servers run 2 children x 64 workers, keep-alive, an access log line per request;
+wrk loads each in turn with a 100-byte and a 100 KB file at every concurrency level.
+Also records the resident memory of pyhttpd's master and children, idle and after load.
 
-    python bench/static.py [--duration 10] [--connections 64] [--threads 2]
+    python bench/static.py [--connections 16,64] [--duration 10] [--warmup 3] [--threads 2]
 
 Needs wrk and Apache httpd (Debian's wrk and apache2 packages).
 """
@@ -14,100 +13,73 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
 import sys
-import tempfile
-import urllib.request
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import systems
+from benchmark import Benchmark, Comparison, Target
+from load import Load
+from process_usage import rss_mb
+from report import print_tables
 
-from tests.peers.apache import Apache  # noqa: E402
-from tests.server import PyHttpd  # noqa: E402
+FILES = {"100B": ("small.bin", 100), "100KB": ("large.bin", 100 * 1024)}
+#: Issue 3's memory targets for pyhttpd's processes.
+MEMORY_LIMIT_MB = 40
 
-FILES = {"small.bin": 100, "large.bin": 100 * 1024}
-MPM = {
-    "StartServers": 2,
-    "ServerLimit": 2,
-    "ThreadLimit": 64,
-    "ThreadsPerChild": 64,
-    "MaxRequestWorkers": 128,
-    "MinSpareThreads": 64,
-    "MaxSpareThreads": 192,
-    "MaxConnectionsPerChild": 0,
-}
-PYHTTPD_CONF = (
-    "LoadModule log_config_module modules/mod_log_config\n"
-    'LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" timed\n'
-    "CustomLog logs/access_log timed\n"
-    "KeepAlive On\nMaxKeepAliveRequests 0\n"
-    + "".join(f"{name} {value}\n" for name, value in MPM.items())
+
+def memory(load: Load, pid: int, when: str) -> None:
+    """Record the RSS of pyhttpd's master and of its largest child."""
+    master, children = rss_mb(pid)
+    target = f"< {MEMORY_LIMIT_MB} MB each"
+    load.fact(STATIC, f"pyhttpd master RSS, {when}", f"{master:.1f} MB", target, master < MEMORY_LIMIT_MB)
+    largest = max(children, default=0.0)
+    load.fact(STATIC, f"pyhttpd largest child RSS, {when}", f"{largest:.1f} MB "
+              f"({len(children)} children)", target if when == "idle" else "",
+              largest < MEMORY_LIMIT_MB if when == "idle" else None)
+
+
+def run(load: Load) -> None:
+    """Measure both servers on both files at every level of ``load``."""
+    contents = {name: os.urandom(size) for name, size in FILES.values()}
+    apache = systems.apache()
+    (apache.base / "htdocs").mkdir(parents=True, exist_ok=True)
+    for name, data in contents.items():
+        (apache.base / "htdocs" / name).write_bytes(data)
+    ours = systems.pyhttpd(files={f"htdocs/{name}": data for name, data in contents.items()})
+    with apache, ours:
+        memory(load, ours.pid, "idle")
+        servers = {"pyhttpd": (ours.url, ours.pid), "Apache httpd": (apache.url("").rstrip("/"), apache.pid)}
+        for connections, case, system in load.plan(STATIC):
+            base, pid = servers[system]
+            name = FILES[case][0]
+            load.measure(STATIC, case, system, connections, f"{base}/{name}", [pid],
+                         expect=contents[name])
+        memory(load, ours.pid, "after the load")
+
+
+STATIC = Benchmark(
+    key="static",
+    title="Static files: pyhttpd vs Apache httpd",
+    issue="#3 (MPM), #4 (HTTP core)",
+    command="python bench/static.py",
+    about="A 100-byte and a 100 KB file from the document root, keep-alive, the access log on "
+          "in both servers, each with 2 children x 64 workers (httpd's worker MPM).",
+    cases=tuple(FILES),
+    systems=("pyhttpd", "Apache httpd"),
+    comparisons=(Comparison("pyhttpd", "Apache httpd", Target(
+        "at least 1.0x httpd's requests/s with p99 no worse than httpd's "
+        "(issue 3 at wrk -t2 -c64; issue 4: both files, access log on)",
+        min_rps_ratio=1.0, max_p99_ratio=1.0)),),
+    run=run,
+    cpu_of="the server's master and children",
 )
-UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def wrk(url: str, duration: int, connections: int, threads: int) -> dict[str, float]:
-    """Requests/s, p50 and p99 (ms) of one wrk run; warns about errors on stderr."""
-    out = subprocess.run(
-        ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration}s", url],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
-    for pct in ("50", "99"):
-        value, unit = re.search(rf"{pct}%\s+([\d.]+)(us|ms|s)\b", out).groups()
-        result[f"p{pct}"] = float(value) * UNITS_MS[unit]
-    if "Non-2xx" in out or "Socket errors" in out:
-        print(f"warning: errors during the run of {url}:\n{out}", file=sys.stderr)
-    return result
-
-
-def warm_up(url: str, count: int = 200) -> None:
-    for _ in range(count):
-        with urllib.request.urlopen(url, timeout=30) as response:
-            response.read()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-
-    contents = {name: os.urandom(size) for name, size in FILES.items()}
-    apache = Apache(mpm=MPM)
-    (apache.base / "htdocs").mkdir(parents=True, exist_ok=True)
-    for name, data in contents.items():
-        (apache.base / "htdocs" / name).write_bytes(data)
-    pyhttpd = PyHttpd(
-        PYHTTPD_CONF,
-        files={f"htdocs/{name}": data for name, data in contents.items()},
-        start_servers=2,
-        threads_per_child=64,
-        root=tempfile.mkdtemp(prefix="pyhttpd-bench-"),
-    )
-    results: dict[tuple[str, str], dict[str, float]] = {}
-    with apache, pyhttpd:
-        servers = {"pyhttpd": pyhttpd.url, "httpd": apache.url("").rstrip("/")}
-        for name in FILES:
-            for server, base in servers.items():
-                url = f"{base}/{name}"
-                warm_up(url)
-                results[(name, server)] = wrk(url, args.duration, args.connections, args.threads)
-
-    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s, keep-alive, "
-          "2 children x 64 workers each, access log on")
-    print(f"{'file':<10} {'server':<8} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-    for name in FILES:
-        for server in ("pyhttpd", "httpd"):
-            r = results[(name, server)]
-            print(f"{name:<10} {server:<8} {r['rps']:>10.0f} {r['p50']:>8.2f} {r['p99']:>8.2f}")
-        ours, theirs = results[(name, "pyhttpd")], results[(name, "httpd")]
-        print(
-            f"{name:<10} {'ratio':<8} {ours['rps'] / theirs['rps']:>9.2f}x "
-            f"{ours['p50'] / theirs['p50']:>7.2f}x {ours['p99'] / theirs['p99']:>7.2f}x"
-        )
+    Load.add_arguments(parser)
+    load = Load.from_arguments(parser.parse_args())
+    load.run(STATIC)
+    print_tables([STATIC], load)
     return 0
 
 
