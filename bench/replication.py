@@ -1,0 +1,110 @@
+"""The session replication benchmark (bench/sessions.py) as one benchmark of the full run.
+
+bench/sessions.py measures session-writing requests on a pyhttpd node with replication
+off, async and sync, the replication lag, and the memory of 100k sessions; this drives
+its functions and records their results, and records the benchmark as skipped while that
+script is not in the tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import os
+import re
+
+from benchmark import Benchmark, Comparison, Target
+from load import Load
+from measurement import Measurement
+
+#: Connections of the session-writing runs (bench/sessions.py's default).
+CONNECTIONS = 32
+#: Sessions written at random during a run.
+SESSIONS = 1000
+#: Seconds a mode needs beyond its measured run: a cluster to start, sessions to create.
+SETUP_SECONDS = 25
+LAG_LIMIT_MS = 5.0
+MEMORY_LIMIT_MB = 300
+TARGET_SESSIONS = 100_000
+#: Seconds the memory run needs (100k sessions created through HTTP on a busy 2-core machine).
+MEMORY_SECONDS = 150
+
+
+def _arguments(load: Load, memory: int) -> argparse.Namespace:
+    return argparse.Namespace(
+        duration=max(1, round(load.duration)), connections=CONNECTIONS, threads=load.threads,
+        threads_per_child=64, sessions=SESSIONS, memory=memory, modes="off,async,sync",
+    )
+
+
+def run(load: Load, memory: int = TARGET_SESSIONS) -> None:
+    """Session writes with each replication mode, then the memory of ``memory`` sessions."""
+    try:
+        sessions = importlib.import_module("sessions")
+    except ImportError as error:
+        load.skip_rest(SESSIONS_BENCHMARK, f"bench/sessions.py cannot be imported: {error}")
+        return
+    args = _arguments(load, memory)
+    for connections, case, mode in load.plan(SESSIONS_BENCHMARK):
+        if load.time_left() < load.duration + SETUP_SECONDS:
+            load.skip(SESSIONS_BENCHMARK, case, mode, connections, "time budget spent")
+            continue
+        load.begin(SESSIONS_BENCHMARK, case, mode, connections)
+        load1 = os.getloadavg()[0]
+        try:
+            result = sessions.write_run(mode, args)
+        except Exception as error:  # a mode that fails leaves the others to run
+            load.add(Measurement(SESSIONS_BENCHMARK.key, case, mode, connections,
+                                 skipped=f"failed: {str(error).splitlines()[0]}"))
+            continue
+        load.add(Measurement(SESSIONS_BENCHMARK.key, case, mode, connections,
+                             rps=result["rps"], p99_ms=result["p99"], load1=load1))
+        if result.get("lag_p99") is not None:
+            load.fact(SESSIONS_BENCHMARK, f"replication lag ({mode}) p50 / p99",
+                      f"{result['lag_p50']:.2f} / {result['lag_p99']:.2f} ms",
+                      f"p99 < {LAG_LIMIT_MS:g} ms", result["lag_p99"] < LAG_LIMIT_MS)
+    if not memory:
+        return
+    if load.time_left() < MEMORY_SECONDS:
+        load.fact(SESSIONS_BENCHMARK, f"memory of {memory} sessions of 1 KB", "not measured: time budget spent")
+        return
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        sessions.memory_run(memory, args)
+    memory_facts(load, memory, printed.getvalue())
+
+
+def memory_facts(load: Load, memory: int, printed: str) -> None:
+    """Record each node's memory from the table bench/sessions.py's memory run prints."""
+    rows = re.findall(r"^(node\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", printed, re.MULTILINE)
+    if not rows:
+        load.fact(SESSIONS_BENCHMARK, f"memory of {memory} sessions of 1 KB",
+                  " ".join(printed.split()) or "no output")
+        return
+    for node, agent, children, total in rows:
+        load.fact(SESSIONS_BENCHMARK, f"{node} RSS with {memory} sessions of 1 KB (sync replication)",
+                  f"{float(total):.0f} MB (agent {float(agent):.0f} MB, children {float(children):.0f} MB)",
+                  f"< {MEMORY_LIMIT_MB} MB for 100k sessions",
+                  float(total) < MEMORY_LIMIT_MB if memory >= TARGET_SESSIONS else None)
+
+
+SESSIONS_BENCHMARK = Benchmark(
+    key="sessions",
+    title="Session writes: replication off, async, sync (mod_session_repl)",
+    issue="#8 (mod_session_repl)",
+    command="python bench/sessions.py",
+    about=f"Every request writes a 256-byte attribute and a counter into one of {SESSIONS} sessions "
+          "picked at random, on node1 over HTTP: one node (off), or node1 of three with "
+          "SessionReplicationMode async or sync (a sync response waits for both peers' ACK).",
+    cases=("write",),
+    systems=("off", "async", "sync"),
+    comparisons=(
+        Comparison("sync", "off", Target("sync replication to two peers costs at most 30 % of "
+                                         "the throughput without replication", min_rps_ratio=0.7)),
+        Comparison("async", "off"),
+    ),
+    run=run,
+    levels=(CONNECTIONS,),
+)
