@@ -109,6 +109,7 @@ class SessionAgent:
         self.counters: Counter[str] = Counter()
         self.transfer: dict[str, Any] = {"state": "pending"}
         self._transfer: _Transfer | None = None
+        self._bytes = 0  # of the sessions' attributes, measured by the sweep
         self._to_announce: set[str] = set()
         self._announced: dict[str, float] = {}
         self._auth_log: dict[str, tuple[float, int]] = {}
@@ -488,6 +489,7 @@ class SessionAgent:
     def _sweep_loop(self) -> None:
         while not self.stopped.wait(self.sweep_interval()):
             self.sweep(time.time())
+            self._bytes = self.store.size()
             if self.settings.multicast is not None:
                 self._forget_silent()
 
@@ -867,7 +869,8 @@ class SessionAgent:
             "started": self.started_ms / 1000,
             "pid": os.getpid(),
             "transfer": self.transfer,
-            "sessions": self.store.stats(),
+            # Measuring the bytes encodes changed sessions: the sweep does it, not each status.
+            "sessions": {**self.store.counts(), "bytes": self._bytes},
             "members": self.membership.status(now),
             "counters": dict(self.counters),
             "lag_p50_ms": percentile(lags, 50),

@@ -449,14 +449,22 @@ class SessionStore:
 
     def stats(self) -> dict[str, int]:
         """Counts for status pages: sessions, primary, backup, bytes (estimate), tombstones."""
+        return {**self.counts(), "bytes": self.size()}
+
+    def counts(self) -> dict[str, int]:
+        """The cheap part of :meth:`stats`: everything but the bytes."""
         primary = sum(1 for s in self._sessions.values() if s.primary == self.member)
         return {
             "sessions": len(self._sessions),
             "primary": primary,
             "backup": len(self._sessions) - primary,
-            "bytes": sum(s.size for s in self._sessions.values()),
             "tombstones": len(self._tombstones),
         }
+
+    def size(self) -> int:
+        """Bytes of every session's attributes as JSON (sessions changed since the last
+        call are encoded again, so this costs as much as those sessions hold)."""
+        return sum(s.size for s in self._sessions.values())
 
 
 def backup_member_for(

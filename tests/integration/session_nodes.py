@@ -55,14 +55,21 @@ def node_conf(
 class Node:
     """One pyhttpd node: an HTTP port for direct requests and an ajp13 port for a balancer."""
 
-    def __init__(self, route: str, cluster_port: int, member_ports: list[int], **conf) -> None:
+    def __init__(
+        self,
+        route: str,
+        cluster_port: int | None,
+        member_ports: list[int],
+        threads_per_child: int = 16,
+        **conf,
+    ) -> None:
         self.route = route
         self.cluster_port = cluster_port
         self.server = PyHttpd(
             node_conf(route, cluster_port, member_ports, **conf),
             extra_listens=("ajp13",),
             start_servers=2,
-            threads_per_child=16,
+            threads_per_child=threads_per_child,
         )
 
     @property

@@ -185,3 +185,17 @@ def test_server_status_has_a_session_cluster_section(node_set):
     _, _, auto = request(node1.port, "/server-status?auto")
     assert "SessionNode: node1" in auto and "Sessions: 1" in auto
     assert "ClusterMember node2: state=alive" in auto
+
+
+def test_sessions_survive_a_graceful_restart(node_set):
+    import signal
+
+    (node,) = node_set.start(1)
+    browser = Browser(node.port)
+    browser.get("/app/count")
+    agent = node.status()["pid"]
+    generation_log = node.server.log_text().count("resuming normal operations")
+    node.server.signal(signal.SIGUSR1)
+    assert wait_for(lambda: node.server.log_text().count("resuming normal operations") > generation_log)
+    assert browser.get("/app/count")["count"] == "2"
+    assert node.status()["pid"] == agent  # the agent is not a worker: it keeps running
