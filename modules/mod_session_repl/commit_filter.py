@@ -16,6 +16,9 @@ logged) the session is committed (in sync mode: applied by every alive
 member), then the held bytes go out.  The client therefore receives the end of
 the response only after the commit.  A streaming response sees each piece one
 write late; a request that did not touch its session passes straight through.
+A file sent with sendfile (``wsgi.file_wrapper``) is not held: the commit
+still happens before the request ends, but the client may have the whole
+file first.
 
 If the commit fails, the client must not believe it succeeded: a response
 nothing of which has left yet becomes a 503, and one already under way is cut
