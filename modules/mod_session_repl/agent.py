@@ -45,7 +45,6 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
-from gevent.lock import Semaphore
 from gevent.pool import Group
 from gevent.server import StreamServer
 
@@ -199,44 +198,50 @@ class SessionAgent:
     def _serve_local(self, sock: Any, address: Any) -> None:
         reader = FrameReader(None)
         writer = FrameWriter("", None)
-        lock = Semaphore()
+        out: list[bytes] = []
+        pending = Event()
+        # Replies are written by one greenlet, so the replies that become ready together
+        # (a batch of ACKs completes several sync commits) leave in one send.
 
-        def reply(replies: list[tuple[int, dict[str, Any]]]) -> None:
-            with lock:
-                data = b"".join(
-                    writer.encode(MessageType.REPLY, {"re": seq, **body}) for seq, body in replies
-                )
-                sock.sendall(data)
+        def reply(seq: int, body: dict[str, Any]) -> None:
+            out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}))
+            pending.set()
 
-        def answer_later(frame: Frame) -> None:
-            try:
-                reply([(frame.seq, self._local_request(frame))])
-            except OSError:
-                pass
-
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                return
-            if not data:
-                return
-            try:
-                frames = reader.feed(data)
-            except WireError as exc:
-                self.log("error", f"bad frame from a child, connection closed: {exc}")
-                return
-            now_replies = []
-            for frame in frames:
-                if self._may_wait(frame):
-                    self._greenlets.spawn(answer_later, frame)
-                else:
-                    now_replies.append((frame.seq, self._local_request(frame)))
-            if now_replies:
+        def write_loop() -> None:
+            while True:
+                pending.wait()
+                pending.clear()
+                data = b"".join(out)
+                out.clear()
                 try:
-                    reply(now_replies)
+                    sock.sendall(data)
                 except OSError:
                     return
+
+        def answer_later(frame: Frame) -> None:
+            reply(frame.seq, self._local_request(frame))
+
+        sender = gevent.spawn(write_loop)
+        try:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                try:
+                    frames = reader.feed(data)
+                except WireError as exc:
+                    self.log("error", f"bad frame from a child, connection closed: {exc}")
+                    return
+                for frame in frames:
+                    if self._may_wait(frame):
+                        self._greenlets.spawn(answer_later, frame)
+                    else:
+                        reply(frame.seq, self._local_request(frame))
+        finally:
+            sender.kill(block=False)
 
     def _may_wait(self, frame: Frame) -> bool:
         """Whether answering *frame* may block (and so needs a greenlet of its own)."""
