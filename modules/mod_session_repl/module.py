@@ -271,8 +271,10 @@ class SessionReplModule(Module):
 
     def __init__(self) -> None:
         self._backend: SessionBackend | None = None
-        self._backend_key: tuple[int, int] | None = None
-        self._settings: dict[int, ClusterSettings] = {}
+        self._backend_of: tuple[Config, int] | None = None  # (configuration, pid)
+        self._settings: tuple[Config, ClusterSettings] | None = None
+        self._agent_settings: ClusterSettings | None = None
+        self._agent_generation = 0
 
     def create_server_config(self, server: Any) -> SessionReplConfig:
         return SessionReplConfig()
@@ -295,28 +297,35 @@ class SessionReplModule(Module):
 
     def settings(self, config: Config) -> ClusterSettings:
         """This node's cluster settings (from the main server's config)."""
-        found = self._settings.get(id(config))
-        if found is None:
+        if self._settings is None or self._settings[0] is not config:
             main = config.main_server.module_config[NAME]
-            found = self._settings[id(config)] = ClusterSettings.from_config(main, config.resolve)
-        return found
+            self._settings = (config, ClusterSettings.from_config(main, config.resolve))
+        return self._settings[1]
 
     def helpers(self, config: Config) -> list[Helper]:
-        """The node's session agent, unless sessions live in Redis."""
+        """The node's session agent, unless sessions live in Redis.
+
+        A graceful restart keeps a helper whose name is unchanged, and with it every
+        session of a node that has no members.  So the name changes only when the
+        cluster settings do: then the new agent starts and refills from the members.
+        """
         main: SessionReplConfig = config.main_server.module_config[NAME]
         if main.uses_redis:
             return []
         settings = self.settings(config)
+        if self._agent_settings is not None and settings != self._agent_settings:
+            self._agent_generation += 1
+        self._agent_settings = settings
+        name = "session-agent" + (f"-{self._agent_generation}" if self._agent_generation else "")
 
         def log(level: str, message: str) -> None:
             log_error(config.main_server, level, LOG_MODULE, message)
 
-        return [Helper("session-agent", partial(_run_agent, settings, log))]
+        return [Helper(name, partial(_run_agent, settings, log))]
 
     def backend(self, config: Config) -> SessionBackend:
         """This process's way to its node's sessions, made on first use after fork."""
-        key = (id(config), os.getpid())
-        if self._backend is None or self._backend_key != key:
+        if self._backend is None or self._backend_of != (config, os.getpid()):
             main: SessionReplConfig = config.main_server.module_config[NAME]
             settings = self.settings(config)
             # Imported here: the master, which only reads the configuration, never loads
@@ -334,7 +343,7 @@ class SessionReplModule(Module):
                     settings.agent_socket,
                     timeout=settings.state_transfer_timeout + 2 * ACK_TIMEOUT + 5,
                 )
-            self._backend_key = key
+            self._backend_of = (config, os.getpid())
         return self._backend
 
     def child_init(self, config: Config) -> None:

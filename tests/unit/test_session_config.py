@@ -141,3 +141,15 @@ def test_secret_and_secret_file_together_are_an_error(tmp_path):
     os.chmod(secret_file, 0o600)
     e = error_for(tmp_path, CLUSTER + "ClusterSecretFile cluster.secret\n")
     assert e.directive == "ClusterSecretFile" and "not both" in e.message
+
+
+def test_the_agent_is_renamed_only_when_its_settings_change(tmp_path):
+    from modules.mod_session_repl.module import SessionReplModule
+
+    module = SessionReplModule()
+    names = []
+    for text in (CLUSTER, CLUSTER, CLUSTER + "SessionMaxInactive 60\n", CLUSTER + "SessionMaxInactive 60\n"):
+        config = load(tmp_path, text)
+        names += [h.name for h in module.helpers(config)]
+    # a graceful restart keeps a helper of the same name, so unchanged settings keep the sessions
+    assert names == ["session-agent", "session-agent", "session-agent-1", "session-agent-1"]
