@@ -18,6 +18,7 @@ from pyhttpd.directive import Args, CmdParms, Context, Directive, DirectiveError
 from pyhttpd.hooks import Hooks
 from pyhttpd.loader import LoadError, load_module
 from pyhttpd.module import Module
+from pyhttpd.scoreboard import Scoreboard
 from pyhttpd.sections import KINDS, Section, Walker
 from pyhttpd.server import Server
 
@@ -52,6 +53,10 @@ class Config:
         self.main_server = Server(self, is_virtual=False, file=file, line=0)
         self.vhosts: list[Server] = []
         self.vhost_cache: dict[Any, Server] = {}
+        # Named scoreboard segments modules claim in post_config (name -> bytes), and the
+        # scoreboard the master creates with them; children reach it from child_init on.
+        self.shm_segments: dict[str, int] = {}
+        self.scoreboard: Scoreboard | None = None
         self.add_module(core_module, "core")
 
     # -- building --------------------------------------------------------------------------
