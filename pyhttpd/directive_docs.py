@@ -53,7 +53,8 @@ def render() -> str:
         for d in module.directives:
             syntax = f"`{d.name} {d.syntax}`".replace("|", "\\|") if d.syntax else f"`{d.name}`"
             default = f"`{d.default}`".replace("|", "\\|") if d.default is not None else ""
-            out.append(f"| {d.name} | {syntax} | {default} | {d.contexts_text()} | {d.help} |")
+            help_text = d.help.replace("|", "\\|")
+            out.append(f"| {d.name} | {syntax} | {default} | {d.contexts_text()} | {help_text} |")
         out.append("")
     return "\n".join(out)
 
