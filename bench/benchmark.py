@@ -15,12 +15,14 @@ class Target:
     """A goal an issue sets for a comparison, in its words and as numbers.
 
     ``min_rps_ratio``: ours / peer requests/s must reach it; ``max_p99_ratio``: ours / peer
-    p99 latency must not exceed it.
+    p99 latency must not exceed it; ``connections``: the concurrency level the issue sets
+    it at (at other levels the ratios are shown without a verdict).
     """
 
     text: str
     min_rps_ratio: float | None = None
     max_p99_ratio: float | None = None
+    connections: int | None = None
 
     @property
     def short(self) -> str:
@@ -30,6 +32,8 @@ class Target:
             parts.append(f"req/s >= {self.min_rps_ratio:g}x")
         if self.max_p99_ratio is not None:
             parts.append(f"p99 <= {self.max_p99_ratio:g}x")
+        if parts and self.connections is not None:
+            parts.append(f"at c={self.connections}")
         return ", ".join(parts) or "none"
 
     def met(self, rps_ratio: float, p99_ratio: float | None) -> bool:

@@ -35,16 +35,22 @@ def chart(benchmark: Benchmark, measurements: Sequence[Measurement], path: Path)
         runs = [found.get((case, c, system)) for case, c in groups]
         colour = COLOURS[index % len(COLOURS)]
         throughput.bar(xs, [m.rps if m else 0 for m in runs], width, label=system, color=colour)
-        latency.bar(xs, [m.p99_ms or 0 if m else 0 for m in runs], width, color=colour, alpha=0.35,
+        latency.bar(xs, [m.p99_ms if m and m.p99_ms else 0 for m in runs], width, color=colour, alpha=0.35,
                     label=f"{system} p99")
-        latency.bar(xs, [m.p50_ms or 0 if m else 0 for m in runs], width, color=colour,
+        latency.bar(xs, [m.p50_ms if m and m.p50_ms else 0 for m in runs], width, color=colour,
                     label=f"{system} p50")
     labels = [f"{case}\nc={c}" if len(benchmark.cases) > 1 else f"c={c}" for case, c in groups]
-    for axes, title, unit in ((throughput, "throughput", "requests/s"), (latency, "latency", "ms")):
+    for axes, title, unit in ((throughput, "throughput", "requests/s"),
+                              (latency, "latency (p50 dark, p99 light)", "ms, log scale")):
         axes.set_xticks(range(len(groups)), labels)
         axes.set_title(title)
         axes.set_ylabel(unit)
         axes.grid(axis="y", alpha=0.3)
+    # p50 and p99 are often two orders of magnitude apart on a busy machine.
+    latency.set_yscale("log")
+    # Headroom above the bars for the legends.
+    throughput.set_ylim(top=throughput.get_ylim()[1] * 1.25)
+    latency.set_ylim(top=latency.get_ylim()[1] * 10)
     throughput.legend(fontsize="small")
     latency.legend(fontsize="small", ncols=2)
     figure.suptitle(benchmark.title, fontsize="medium")

@@ -40,6 +40,8 @@ class Ratio:
         target = self.comparison.target
         if target is None or (target.min_rps_ratio is None and target.max_p99_ratio is None):
             return None
+        if target.connections is not None and target.connections != self.connections:
+            return None
         return target.met(self.rps, self.p99)
 
 
@@ -77,6 +79,13 @@ def _verdict(met: bool | None) -> str:
     return {True: "met", False: "**not met**", None: "-"}[met]
 
 
+def _ratio_verdict(ratio: Ratio) -> str:
+    target = ratio.comparison.target
+    if ratio.met is None and target is not None and target.connections not in (None, ratio.connections):
+        return f"(set at c={target.connections})"
+    return _verdict(ratio.met)
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -101,7 +110,7 @@ def _measurement_rows(benchmark: Benchmark, measurements: Sequence[Measurement])
 def _ratio_rows(rows: Sequence[Ratio]) -> list[list[str]]:
     return [[r.case, str(r.connections), f"{r.comparison.ours} / {r.comparison.peer}", _x(r.rps), _x(r.p99),
              r.comparison.target.short if r.comparison.target else "none set",
-             _verdict(r.met)] for r in rows]
+             _ratio_verdict(r)] for r in rows]
 
 
 def _fact_rows(facts: Sequence[Fact]) -> list[list[str]]:
@@ -166,7 +175,7 @@ def _summary(benchmarks: Sequence[Benchmark], load: Load) -> list[str]:
         found = ratios(benchmark, load.measurements)
         for r in found:
             rows.append([benchmark.key, r.case, str(r.connections), f"{r.comparison.ours} / {r.comparison.peer}",
-                         _rps(r.ours.rps), _rps(r.peer.rps), _x(r.rps), _x(r.p99), _verdict(r.met)])
+                         _rps(r.ours.rps), _rps(r.peer.rps), _x(r.rps), _x(r.p99), _ratio_verdict(r)])
         if not found:
             rows.append([benchmark.key, "", "", "not measured", "", "", "", "", ""])
         for fact in (f for f in load.facts if f.benchmark == benchmark.key and f.met is not None):
