@@ -31,6 +31,7 @@ unknown, which covers backup replication and any change still in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -56,8 +57,10 @@ from .session_id import rebind, split_route
 from .settings import ACK_TIMEOUT, CLUSTER_NAME, ClusterSettings, format_address, parse_address
 from .store import SessionStore, backup_member_for
 from .wire import (
+    DEFAULT_MAX_FRAME,
     AuthError,
     Frame,
+    FrameError,
     FrameReader,
     FrameWriter,
     MessageType,
@@ -72,9 +75,14 @@ SETTLE_TIME = 3.0  # longest wait to learn who is alive before a state transfer
 MULTICAST_SETTLE = 1.5  # three heartbeats
 ANNOUNCE_INTERVAL = 1.0
 IDS_PER_FRAME = 5000
+MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, with room to spare
 AUTH_LOG_INTERVAL = 10.0
 
 Log = Callable[[str, str], None]
+
+
+def _compact_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _stderr_log(level: str, message: str) -> None:
@@ -204,7 +212,11 @@ class SessionAgent:
         # (a batch of ACKs completes several sync commits) leave in one send.
 
         def reply(seq: int, body: dict[str, Any]) -> None:
-            out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}))
+            try:
+                out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}))
+            except FrameError as exc:  # a reply too large for a frame: say so instead
+                error = {"re": seq, "ok": False, "error": f"too large: {exc}"}
+                out.append(writer.encode(MessageType.REPLY, error))
             pending.set()
 
         def write_loop() -> None:
@@ -326,6 +338,14 @@ class SessionAgent:
             delta = Delta.from_dict(raw_delta)
         except ValueError as exc:
             return {"ok": False, "error": f"malformed delta: {exc}"}
+        size = self._oversize(session_id, delta, raw_delta)
+        if size is not None:
+            self.counters["oversize_commits"] += 1
+            return {
+                "ok": False,
+                "error": f"too large: the session would hold {size} bytes of attributes, "
+                f"more than the limit of {MAX_SESSION_BYTES}",
+            }
         now = time.time()
         try:
             version = self.store.commit(session_id, delta, now)
@@ -344,6 +364,25 @@ class SessionAgent:
                 sync,
             )
         return {"ok": True, "version": version}
+
+    def _oversize(self, session_id: str, delta: Delta, raw_delta: dict[str, Any]) -> int | None:
+        """The size the session would have after *delta*, if that is over the limit.
+
+        A session must fit in one frame to be replicated, transferred and read back.
+        Only a session near the limit is measured precisely.
+        """
+        session = self.store.get(session_id)
+        current = session.size if session is not None else 0
+        if current + len(_compact_json(raw_delta)) <= MAX_SESSION_BYTES:
+            return None
+        attributes = dict(session.attributes) if session is not None else {}
+        for change in delta.changes:
+            if change.op == "set":
+                attributes[change.name] = change.value
+            else:
+                attributes.pop(change.name, None)
+        size = len(_compact_json(attributes))
+        return size if size > MAX_SESSION_BYTES else None
 
     def invalidate(self, session_id: str, sync: bool) -> dict[str, Any]:
         """End a session here and on every member."""

@@ -182,9 +182,12 @@ class AgentClient:
             {"id": session.id, "base": session.version, "delta": delta.to_dict(), "sync": sync},
         )
         if not reply["ok"]:
-            if reply.get("error") == "gone":
+            error = reply.get("error", "")
+            if error == "gone":
                 raise SessionGone(session.id)
-            raise SessionStoreUnavailable(f"commit of {session.id} failed: {reply.get('error')}")
+            if error.startswith("too large"):
+                raise SessionTooLarge(f"session {session.id} is {error}")
+            raise SessionStoreUnavailable(f"commit of {session.id} failed: {error}")
         return reply["version"]
 
     def invalidate(self, session_id: str, sync: bool) -> None:

@@ -402,3 +402,18 @@ def test_an_agent_that_does_not_answer_makes_requests_fail_not_hang(tmp_path):
     finally:
         client.close()
         listener.close()
+
+
+def test_a_commit_that_would_make_a_session_too_large_to_replicate_is_refused(cluster):
+    from modules.mod_session_repl.backend import SessionTooLarge
+
+    a, b = cluster(2)
+    session = a.new_session(part1="x" * 300_000)
+    session["part2"] = "y" * 300_000
+    with pytest.raises(SessionTooLarge, match="more than the limit"):
+        a.client.commit(session, session.delta(), sync=True)
+    assert "part2" not in b.agent.store.get(session.id).attributes
+    loaded = a.client.load(session.id)
+    loaded["part1"] = "z" * 300_000  # replacing keeps it under the limit
+    a.client.commit(loaded, loaded.delta(), sync=True)
+    assert b.agent.store.get(session.id).attributes["part1"][0] == "z"
