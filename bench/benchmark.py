@@ -59,9 +59,9 @@ class Benchmark:
     """One benchmark of an issue: every case is run on every system at every level.
 
     ``run(load)`` starts the systems, measures each step of ``load.plan(self)`` through
-    ``load.measure`` and stops them. ``levels`` fixes the concurrency levels when the
-    benchmark has its own; otherwise the runner's apply. ``cpu_of`` says which processes
-    the CPU time per request counts.
+    ``load.measure`` and stops them. ``levels`` and ``rounds`` fix the concurrency levels
+    and the rounds when the benchmark has its own; otherwise the runner's apply. ``cpu_of``
+    says which processes the CPU time per request counts.
     """
 
     key: str
@@ -75,18 +75,20 @@ class Benchmark:
     run: Callable[[Load], None]
     cpu_of: str = ""
     levels: tuple[int, ...] | None = None
+    rounds: int | None = None
 
-    def plan(self, levels: tuple[int, ...]) -> Iterator[tuple[int, str, str]]:
+    def plan(self, levels: tuple[int, ...], rounds: int = 1) -> Iterator[tuple[int, str, str]]:
         """(connections, case, system) of every step, in the order they run.
 
-        The systems of a case run back to back, so that each ratio compares runs made
-        under the same load of the (shared) machine.
+        The systems of a case run back to back, ``rounds`` times in turn, so that each
+        ratio compares runs made under the same load of the (shared) machine.
         """
         for connections in self.levels or levels:
             for case in self.cases:
-                for system in self.systems:
-                    yield connections, case, system
+                for _ in range(self.rounds or rounds):
+                    for system in self.systems:
+                        yield connections, case, system
 
-    def steps(self, levels: tuple[int, ...]) -> int:
+    def steps(self, levels: tuple[int, ...], rounds: int = 1) -> int:
         """How many measured runs the plan holds."""
-        return len(self.levels or levels) * len(self.cases) * len(self.systems)
+        return len(self.levels or levels) * (self.rounds or rounds) * len(self.cases) * len(self.systems)

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 from benchmark import Benchmark  # noqa: E402
-from measurement import Measurement  # noqa: E402
+from measurement import Measurement, combined  # noqa: E402
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e")
 
@@ -19,11 +19,12 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e")
 def chart(benchmark: Benchmark, measurements: Sequence[Measurement], path: Path) -> Path | None:
     """Write ``benchmark``'s chart to ``path``: requests/s on the left, p50 and p99 on the right.
 
-    Bars are grouped by case and concurrency level, one colour per system. Returns
+    Bars are grouped by case and concurrency level, one colour per system (the rounds of
+    a step combined). Returns
     ``path``, or None when nothing of the benchmark was measured.
     """
-    found = {(m.case, m.connections, m.system): m for m in measurements
-             if m.benchmark == benchmark.key and m.measured}
+    found = {(m.case, m.connections, m.system): m
+             for m in combined(measurements, benchmark.key) if m.measured}
     if not found:
         return None
     groups = sorted({(case, c) for case, c, _ in found},

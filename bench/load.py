@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Iterator
 
 from benchmark import Benchmark
@@ -21,7 +22,8 @@ class Load:
     ``levels`` are the concurrency levels (wrk connections), ``duration`` and ``warmup``
     seconds of each measured and warm-up wrk run, ``threads`` wrk's threads. A step that
     could not finish before ``deadline`` (time.monotonic()) is recorded as skipped.
-    ``total_steps`` numbers the progress lines.
+    ``total_steps`` numbers the progress lines. Every step runs ``rounds`` times, the
+    systems of a case taking turns.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class Load:
         threads: int = 2,
         deadline: float | None = None,
         total_steps: int = 0,
+        rounds: int = 1,
     ) -> None:
         self.levels = levels
+        self.rounds = rounds
         self.duration = duration
         self.warmup = warmup
         self.threads = threads
@@ -53,16 +57,18 @@ class Load:
         parser.add_argument("--warmup", type=float, default=3,
                             help="seconds of load before the first measured run of each system")
         parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+        parser.add_argument("--rounds", type=int, default=1,
+                            help="measured runs of each system at each level, taking turns")
 
     @classmethod
     def from_arguments(cls, args: argparse.Namespace) -> Load:
         """A Load for one benchmark script from the options of ``add_arguments``."""
         levels = tuple(int(c) for c in str(args.connections).split(",") if c)
-        return cls(levels, args.duration, args.warmup, args.threads)
+        return cls(levels, args.duration, args.warmup, args.threads, rounds=args.rounds)
 
     def plan(self, benchmark: Benchmark) -> Iterator[tuple[int, str, str]]:
         """The steps of ``benchmark`` at this run's levels: (connections, case, system)."""
-        return benchmark.plan(self.levels)
+        return benchmark.plan(self.levels, self.rounds)
 
     def time_left(self) -> float:
         """Seconds until the deadline (infinite without one)."""
@@ -119,7 +125,7 @@ class Load:
     def begin(self, benchmark: Benchmark, case: str, system: str, connections: int) -> None:
         """Print the start of a step's progress line."""
         self.step += 1
-        total = self.total_steps or benchmark.steps(self.levels)
+        total = self.total_steps or benchmark.steps(self.levels, self.rounds)
         print(f"[{self.step}/{total}] {benchmark.key} {case} {system} c={connections} ...",
               end=" ", flush=True)
 
@@ -142,10 +148,13 @@ class Load:
 
     def skip_rest(self, benchmark: Benchmark, reason: str) -> None:
         """Record every step of ``benchmark`` not recorded yet as skipped."""
-        done = {(m.connections, m.case, m.system) for m in self.measurements
-                if m.benchmark == benchmark.key}
-        for connections, case, system in self.plan(benchmark):
-            if (connections, case, system) not in done:
+        done = Counter((m.connections, m.case, m.system) for m in self.measurements
+                       if m.benchmark == benchmark.key)
+        for step in self.plan(benchmark):
+            if done[step]:
+                done[step] -= 1
+            else:
+                connections, case, system = step
                 self.skip(benchmark, case, system, connections, reason)
 
     def fact(self, benchmark: Benchmark, label: str, value: str, target: str = "",

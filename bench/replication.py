@@ -107,4 +107,6 @@ SESSIONS_BENCHMARK = Benchmark(
     ),
     run=run,
     levels=(CONNECTIONS,),
+    # Each mode starts its own cluster and creates its sessions: one round is what fits.
+    rounds=1,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from benchmark import Benchmark, Comparison
 from load import Load
-from measurement import Fact, Measurement
+from measurement import Fact, Measurement, combined
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,8 @@ class Ratio:
 
 def ratios(benchmark: Benchmark, measurements: Sequence[Measurement]) -> list[Ratio]:
     """Every comparison of ``benchmark`` at every case and level where both sides were measured."""
-    found = {(m.case, m.connections, m.system): m for m in measurements
-             if m.benchmark == benchmark.key and m.measured}
+    found = {(m.case, m.connections, m.system): m
+             for m in combined(measurements, benchmark.key) if m.measured}
     keys = sorted({(m.case, m.connections) for m in found.values()},
                   key=lambda key: (benchmark.cases.index(key[0]), key[1]))
     rows = []
@@ -93,15 +93,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def _measurement_rows(benchmark: Benchmark, measurements: Sequence[Measurement]) -> list[list[str]]:
     rows = []
-    for m in measurements:
-        if m.benchmark != benchmark.key:
-            continue
+    for m in combined(measurements, benchmark.key):
         if not m.measured:
             rows.append([m.case, str(m.connections), m.system, f"not measured: {m.skipped}",
-                         "", "", "", "", "", ""])
+                         "", "", "", "", "", "", ""])
             continue
-        rows.append([m.case, str(m.connections), m.system, _rps(m.rps), _ms(m.p50_ms), _ms(m.p90_ms),
-                     _ms(m.p99_ms), str(m.errors),
+        rows.append([m.case, str(m.connections), m.system, _rps(m.rps),
+                     " / ".join(_rps(r) for r in m.rounds_rps) if len(m.rounds_rps) > 1 else "-",
+                     _ms(m.p50_ms), _ms(m.p90_ms), _ms(m.p99_ms), str(m.errors),
                      "-" if m.cpu_us is None else f"{m.cpu_us:.0f}",
                      "-" if m.load1 is None else f"{m.load1:.1f}"])
     return rows
@@ -117,8 +116,8 @@ def _fact_rows(facts: Sequence[Fact]) -> list[list[str]]:
     return [[f.label, f.value, f.target or "-", _verdict(f.met)] for f in facts]
 
 
-MEASUREMENT_HEADER = ("case", "c", "system", "req/s", "p50 ms", "p90 ms", "p99 ms", "errors",
-                      "CPU µs/req", "load")
+MEASUREMENT_HEADER = ("case", "c", "system", "req/s", "rounds req/s", "p50 ms", "p90 ms", "p99 ms",
+                      "errors", "CPU µs/req", "load")
 RATIO_HEADER = ("case", "c", "ours / peer", "req/s ratio", "p99 ratio", "target", "")
 
 
@@ -145,9 +144,10 @@ def render(
         "",
         f"which took {minutes:.1f} min of its {budget_minutes:g} min budget. Each measured run is "
         f"`wrk --latency -t{load.threads} -c<c> -d{load.duration:g}s` with keep-alive, after "
-        f"{load.warmup:g} s of warm-up load for each system; the systems of a case run back to "
-        "back, so each ratio compares runs made under the same conditions. `c` is the number "
-        "of wrk connections.",
+        f"{load.warmup:g} s of warm-up load for each system; `c` is the number of wrk "
+        f"connections. The systems of a case take turns, {load.rounds} round(s) each, so each "
+        "ratio compares runs made under the same conditions: req/s is the mean of the rounds "
+        "(each round's in `rounds req/s`), latencies, CPU time and load their median.",
         "",
         f"**The machine was busy**: load average {', '.join(f'{v:.2f}' for v in load_before)} "
         f"(1, 5, 15 min) at the start and {', '.join(f'{v:.2f}' for v in load_after)} at the end, "

@@ -1,7 +1,8 @@
 """Run every benchmark against its peers in one bounded run and write bench/report.md.
 
-    python bench/run_all.py [--budget 15] [--connections 16,64] [--duration D] [--warmup 3]
-                            [--threads 2] [--only static,wsgi,...] [--session-memory 100000]
+    python bench/run_all.py [--budget 15] [--connections 16,64] [--rounds 2] [--duration D]
+                            [--warmup 3] [--threads 2] [--only static,wsgi,...]
+                            [--session-memory 100000]
 
 Static files (pyhttpd vs Apache httpd), the hello WSGI application (vs gunicorn + gevent),
 mod_jk over one and two Tomcats (vs Apache httpd + mod_jk), app nodes behind Apache httpd
@@ -55,6 +56,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3,
                         help="seconds of load before the first measured run of each system")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="measured runs of each system at each level, taking turns")
     parser.add_argument("--only", default="", help="benchmark keys to run, comma-separated")
     parser.add_argument("--session-memory", type=int, default=100_000,
                         help="sessions of 1 KB for the memory figure (0 skips it)")
@@ -74,13 +77,13 @@ def main() -> int:
                          f"known: {', '.join(b.key for b in benchmarks)}")
         benchmarks = [b for b in benchmarks if b.key in keys]
     levels = tuple(int(c) for c in args.connections.split(",") if c)
-    steps = sum(b.steps(levels) for b in benchmarks)
+    steps = sum(b.steps(levels, args.rounds) for b in benchmarks)
     warmups = sum(len(b.cases) * len(b.systems) for b in benchmarks)
     budget_s = args.budget * 60
     duration = args.duration or fitted_duration(budget_s, steps, warmups, args.warmup)
 
     started = time.monotonic()
-    load = Load(levels, duration, args.warmup, args.threads, started + budget_s, steps)
+    load = Load(levels, duration, args.warmup, args.threads, started + budget_s, steps, args.rounds)
     load_before = os.getloadavg()
     machine = machine_facts()
     print(f"{steps} measured runs of {duration:g} s at c={args.connections}, "
