@@ -48,6 +48,7 @@ import hmac
 import json
 import re
 import struct
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -438,10 +439,11 @@ class FrameReader:
         if not (self._local and sender == "") and _MEMBER_ID.fullmatch(sender) is None:
             raise FrameError(f"invalid sender id {sender!r}")
         if self.sender is None:
-            self.sender = sender
+            # Interned: a member id is stored with every session that member wrote.
+            self.sender = sys.intern(sender)
         elif sender != self.sender:
             raise FrameError(f"sender changed from {self.sender!r} to {sender!r} on one connection")
-        return sender
+        return self.sender
 
     def _decode_payload(self, msg_type: MessageType, raw: bytes) -> dict[str, Any]:
         try:
