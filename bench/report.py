@@ -161,7 +161,7 @@ def render(
         "",
         "## Summary",
         "",
-        *_summary(benchmarks, load),
+        *summary(benchmarks, load),
         "",
     ]
     for benchmark in benchmarks:
@@ -169,7 +169,8 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-def _summary(benchmarks: Sequence[Benchmark], load: Load) -> list[str]:
+def summary(benchmarks: Sequence[Benchmark], load: Load) -> list[str]:
+    """The markdown table of every ratio against a peer and every figure with a target."""
     rows = []
     for benchmark in benchmarks:
         found = ratios(benchmark, load.measurements)

@@ -31,7 +31,7 @@ import wsgi
 from charts import chart
 from load import Load
 from machine import machine_facts
-from report import render
+from report import render, summary
 
 BENCH = Path(__file__).resolve().parent
 #: Share of the budget given to measured runs; the rest starts and stops the servers.
@@ -105,6 +105,7 @@ def main() -> int:
         minutes=minutes, budget_minutes=args.budget,
         load_before=load_before, load_after=os.getloadavg(),
     ))
+    print("\n".join(summary(benchmarks, load)).replace("**", ""))
     print(f"wrote {report} and {len(charts)} charts in {minutes:.1f} min", flush=True)
     return 0
 
