@@ -10,7 +10,8 @@ beforehand, on node1 over HTTP. Runs:
           members to apply each change).
 
 Prints requests/s and p99 latency of each, the cost of replication against "off", and the
-replication lag (p50/p99 of DELTA -> applied ACK round trips, from node1's status).
+replication lag (p50/p99 of DELTA -> applied ACK round trips, from node1's status), under
+the full load and again at light load (one connection).
 
 Then, with --memory N (default 100000), creates N sessions of 1 KB through HTTP on node1
 of a two-node sync cluster and prints the resident memory of each node's session agent
@@ -123,24 +124,31 @@ def write_run(mode: str, args: argparse.Namespace) -> dict:
         url = f"http://127.0.0.1:{node1.port}/app/write"
         wrk(url, script, "3s", args.connections, args.threads)  # warm up
         rps, p99, _ = wrk(url, script, f"{args.duration}s", args.connections, args.threads)
-        after = status(node1)
-        return {"mode": mode, "rps": rps, "p99": p99, "lag_p50": after["lag_p50_ms"], "lag_p99": after["lag_p99_ms"]}
+        loaded = status(node1)
+        result = {"mode": mode, "rps": rps, "p99": p99, "lag_p50": loaded["lag_p50_ms"], "lag_p99": loaded["lag_p99_ms"]}
+        if mode != "off":
+            # Lag without saturation: the links keep their last 2048 round trips, all from this run.
+            light_rps, _, _ = wrk(url, script, "4s", 2, 1)
+            light = status(node1)
+            result.update(light_rps=light_rps, light_p50=light["lag_p50_ms"], light_p99=light["lag_p99_ms"])
+        return result
     finally:
         for node in nodes:
             node.close()
 
 
-def rss_mb(node: Node) -> tuple[float, float]:
-    """Resident MB of a node's session agent and of its children (the master excluded)."""
+def memory_mb(node: Node) -> dict[str, float]:
+    """MB of a node's session agent and of its children (the master excluded): resident
+    (RSS, pages shared after fork counted in each process) and proportional (PSS, shared
+    pages split between the processes sharing them, so the sum is what they really take)."""
     agent_pid = status(node)["pid"]
-    agent = children = 0.0
+    mb = dict.fromkeys(("agent_rss", "agent_pss", "children_rss", "children_pss"), 0.0)
     for process in psutil.Process(node.server.pid).children(recursive=True):
-        mb = process.memory_info().rss / 2**20
-        if process.pid == agent_pid:
-            agent += mb
-        else:
-            children += mb
-    return agent, children
+        info = process.memory_full_info()
+        who = "agent" if process.pid == agent_pid else "children"
+        mb[f"{who}_rss"] += info.rss / 2**20
+        mb[f"{who}_pss"] += info.pss / 2**20
+    return mb
 
 
 def memory_run(count: int, args: argparse.Namespace) -> None:
@@ -154,7 +162,7 @@ def memory_run(count: int, args: argparse.Namespace) -> None:
         node1, node2 = nodes
         while not (status(node1)["ready"] and status(node2)["ready"]):
             time.sleep(0.1)
-        before = [rss_mb(n) for n in nodes]
+        before = [memory_mb(n) for n in nodes]
         started = time.monotonic()
         made = 0
         while made < count:  # in rounds: a wrk thread that stopped early still waits for -d
@@ -167,15 +175,18 @@ def memory_run(count: int, args: argparse.Namespace) -> None:
         seconds = time.monotonic() - started
         time.sleep(1)
         print(f"\n{made} sessions of 1 KB created in {seconds:.1f} s ({made / seconds:.0f}/s), sync to node2")
-        print(f"{'node':8}{'agent MB':>10}{'children MB':>13}{'total MB':>10}{'(before)':>10}")
-        for node, (agent0, children0) in zip(nodes, before, strict=True):
-            agent, children = rss_mb(node)
+        print(f"{'node':6}{'':5}{'agent MB':>10}{'children MB':>13}{'total MB':>10}{'(before)':>10}")
+        for node, was in zip(nodes, before, strict=True):
+            now = memory_mb(node)
+            for kind in ("rss", "pss"):
+                agent, children = now[f"agent_{kind}"], now[f"children_{kind}"]
+                total_before = was[f"agent_{kind}"] + was[f"children_{kind}"]
+                print(
+                    f"{node.route:6}{kind.upper():5}{agent:10.1f}{children:13.1f}"
+                    f"{agent + children:10.1f}{total_before:10.1f}"
+                )
             sessions = status(node)["sessions"]
-            print(
-                f"{node.route:8}{agent:10.1f}{children:13.1f}{agent + children:10.1f}"
-                f"{agent0 + children0:10.1f}   {sessions['sessions']} sessions, "
-                f"{sessions['bytes'] / 2**20:.0f} MB of attribute JSON"
-            )
+            print(f"{'':11}{sessions['sessions']} sessions, {sessions['bytes'] / 2**20:.0f} MB of attribute JSON")
     finally:
         for node in nodes:
             node.close()
@@ -202,6 +213,12 @@ def main() -> int:
         lag50 = f"{r['lag_p50']:12.2f}" if r["lag_p50"] is not None else f"{'-':>12}"
         lag99 = f"{r['lag_p99']:12.2f}" if r["lag_p99"] is not None else f"{'-':>12}"
         print(f"{r['mode']:12}{r['rps']:10.0f}{r['p99']:9.2f}{ratio}{lag50}{lag99}")
+    for r in results:
+        if "light_rps" in r:
+            print(
+                f"lag at light load ({r['mode']}, one connection, {r['light_rps']:.0f} req/s): "
+                f"p50 {r['light_p50']:.2f} ms, p99 {r['light_p99']:.2f} ms"
+            )
     if args.memory:
         memory_run(args.memory, args)
     return 0
