@@ -135,6 +135,7 @@ class HttpConnection:
     def __init__(self, config: Config, sock: socket.socket, addr: Any, listen: Listen | None, slot: Any = None) -> None:
         self.config = config
         self._sock = sock
+        self._raw = _os_socket(sock)
         self._slot = slot
         remote_ip, remote_port = (addr[0], addr[1]) if isinstance(addr, tuple) else ("", 0)
         try:
@@ -566,8 +567,7 @@ class HttpConnection:
                 raise HTTPError(msg.error.status, msg.error.message)
             if msg.expect_100 and not msg.continue_sent and self._resp is None:
                 msg.continue_sent = True
-                self._settimeout(self._server.core.timeout)
-                self._sock.sendall(_CONTINUE)
+                self._send(_CONTINUE)
             while not body and not msg.complete:
                 self._receive_body(msg)
         if not body:
@@ -700,12 +700,12 @@ class HttpConnection:
                 count = self._left
                 self._must_close = True
             self._left -= count
-        sock = self._sock
         if framing == _CHUNKED:
-            sock.sendall(b"%x\r\n" % count, socket.MSG_MORE)
-        _send_file(sock, fd, offset, count)
+            self._send(b"%x\r\n" % count, socket.MSG_MORE)
+        self._settimeout(self._server.core.timeout)
+        _send_file(self._sock, fd, offset, count)
         if framing == _CHUNKED:
-            sock.sendall(b"\r\n")
+            self._send(b"\r\n")
 
     def _push(self, final: bool, more: bool = False) -> None:
         """Send the head if it is still due, then the collected body in the response's
@@ -737,12 +737,22 @@ class HttpConnection:
             parts.append(b"0\r\n\r\n")
         if not parts:
             return
+        self._send(parts[0] if len(parts) == 1 else b"".join(parts), socket.MSG_MORE if more else 0)
+
+    def _send(self, data: bytes, flags: int = 0) -> None:
+        """Send all of `data`: straight to the OS socket when its buffer takes it all (the
+        usual case), else through the socket's sendall, which waits up to Timeout."""
+        raw = self._raw
+        if raw is not None:
+            try:
+                sent = raw.send(data, flags)
+            except BlockingIOError:
+                sent = 0
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
         self._settimeout(self._server.core.timeout)
-        data = parts[0] if len(parts) == 1 else b"".join(parts)
-        if more:
-            self._sock.sendall(data, socket.MSG_MORE)
-        else:
-            self._sock.sendall(data)
+        self._sock.sendall(data, flags)
 
     def _finish_head(self, final: bool) -> bytes:
         """The head taken by send_headers, completed with the framing (Content-Length or
@@ -867,6 +877,17 @@ def _send_file(sock: socket.socket, fd: int, offset: int, count: int) -> None:
                 raise OSError("file shrank while being sent")
         offset += sent
         count -= sent
+
+
+def _os_socket(sock: socket.socket) -> Any:
+    """The non-blocking OS socket under a gevent socket (None for any other socket): sends
+    that the kernel takes at once need none of gevent's waiting machinery."""
+    cls = type(sock)
+    if cls.__name__ == "socket" and cls.__module__ == "gevent._socket3":  # not its SSLSocket
+        raw = getattr(sock, "_sock", None)
+        if raw is not None and raw.gettimeout() == 0.0:
+            return raw
+    return None
 
 
 def _vhost_name(r: Request) -> str:
