@@ -199,3 +199,19 @@ def test_sessions_survive_a_graceful_restart(node_set):
     assert wait_for(lambda: node.server.log_text().count("resuming normal operations") > generation_log)
     assert browser.get("/app/count")["count"] == "2"
     assert node.status()["pid"] == agent  # the agent is not a worker: it keeps running
+
+
+def test_backup_replication_keeps_one_copy_and_survives_a_crash(node_set):
+    nodes = node_set.start(3, extra="SessionReplication backup\n")
+    node1, node2, node3 = nodes
+    assert wait_for(lambda: cluster_ready(nodes))
+    browsers = [Browser(node1.port) for _ in range(30)]
+    for browser in browsers:
+        browser.get("/app/count")
+        browser.get("/app/count")
+    held = [node.status()["sessions"]["sessions"] for node in (node2, node3)]
+    assert sum(held) == 30 and all(held)  # one backup each, spread over both members
+    node1.kill()
+    for browser in browsers:  # node2 pulls what node3 holds
+        assert browser.get("/app/count", port=node2.port)["count"] == "3"
+    assert node2.status()["counters"]["pulls"] >= held[1]
