@@ -49,6 +49,7 @@ from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 from gevent.server import StreamServer
 
+from .direct_send import DirectSender
 from .membership import Member, Membership
 from .multicast import MulticastService
 from .peer import PeerLink, percentile
@@ -206,6 +207,7 @@ class SessionAgent:
     def _serve_local(self, sock: Any, address: Any) -> None:
         reader = FrameReader(None)
         writer = FrameWriter("", None)
+        sender = DirectSender(sock)
         out: list[bytes] = []
         pending = Event()
         # Replies are written by one greenlet, so the replies that become ready together
@@ -226,14 +228,14 @@ class SessionAgent:
                 data = b"".join(out)
                 out.clear()
                 try:
-                    sock.sendall(data)
+                    sender.send_all(data)
                 except OSError:
                     return
 
         def answer_later(frame: Frame) -> None:
             reply(frame.seq, self._local_request(frame))
 
-        sender = gevent.spawn(write_loop)
+        writer_greenlet = gevent.spawn(write_loop)
         try:
             while True:
                 try:
@@ -253,7 +255,7 @@ class SessionAgent:
                     else:
                         reply(frame.seq, self._local_request(frame))
         finally:
-            sender.kill(block=False)
+            writer_greenlet.kill(block=False)
 
     def _may_wait(self, frame: Frame) -> bool:
         """Whether answering *frame* may block (and so needs a greenlet of its own)."""

@@ -19,6 +19,7 @@ from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from .backend import SessionGone, SessionStoreUnavailable, SessionTooLarge
+from .direct_send import DirectSender
 from .session import Delta, Session
 from .wire import FrameError, FrameReader, FrameWriter, MessageType, WireError
 
@@ -30,6 +31,7 @@ REAP_INTERVAL = 0.5  # how often overdue requests are failed (cheaper than a tim
 class _Connection:
     def __init__(self, sock: Any) -> None:
         self.sock = sock
+        self.sender = DirectSender(sock)
         self.reader = FrameReader(None)
         self.writer = FrameWriter("", None)
         self.lock = Semaphore()
@@ -43,7 +45,7 @@ class _Connection:
             data = self.writer.encode(msg_type, body)
             self.pending[self.writer.seq] = (result, time.monotonic() + timeout)
             try:
-                self.sock.sendall(data)
+                self.sender.send_all(data)
             except OSError as exc:
                 self.close()
                 raise ConnectionError(str(exc)) from None

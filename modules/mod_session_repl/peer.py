@@ -24,6 +24,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
+from .direct_send import DirectSender
 from .wire import (
     DEFAULT_MAX_FRAME,
     AuthError,
@@ -97,6 +98,7 @@ class PeerLink:
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         self.sock = sock
+        self._sender = DirectSender(sock)
         self.outbound = outbound
         try:
             host, port = sock.getpeername()[:2]
@@ -147,7 +149,7 @@ class PeerLink:
     def start(self) -> None:
         """Send the HELLO and start the reader, writer and pinger."""
         try:
-            self.sock.sendall(self._writer.encode(MessageType.HELLO, self._hello))
+            self._sender.send_all(self._writer.encode(MessageType.HELLO, self._hello))
         except OSError as exc:
             self.close(f"send failed: {exc.strerror or exc}")
             return
@@ -218,7 +220,7 @@ class PeerLink:
                     if callback is not None:
                         self._pending[self._writer.seq] = (callback, time.monotonic(), msg_type)
                 if chunks:
-                    self.sock.sendall(b"".join(chunks))
+                    self._sender.send_all(b"".join(chunks))
                     self._last_sent = time.monotonic()
         except OSError as exc:
             self.close(f"send failed: {exc.strerror or exc}")
