@@ -32,6 +32,14 @@ KNOWN_METHODS = frozenset(
 
 _dates: dict[int, str] = {}
 
+SMALL_FILE = 16384
+"""Files up to this size are sent from memory, read once while they stay unchanged."""
+SMALL_FILES_BYTES = 1 << 20
+"""What the contents of small files may occupy in a child."""
+# path -> (identity of the file's version, its contents); see _small_file.
+_small_files: dict[str, tuple[tuple[int, ...], bytes]] = {}
+_small_files_bytes = 0
+
 
 def http_date(seconds: int) -> str:
     """An RFC 9110 IMF-fixdate (cached: the same few mtimes come back all the time)."""
@@ -222,6 +230,11 @@ def _send_file(r: Request, st: os.stat_result) -> int:
         if r.header_only or not size:
             r.send_headers()
             return OK
+        if size <= SMALL_FILE:
+            data = _small_file(r.filename, st, r.request_time)  # type: ignore[arg-type]
+            if data is not None:
+                r.write(data)
+                return OK
         with open(r.filename, "rb", buffering=0) as f:  # type: ignore[arg-type]
             r.sendfile(f, 0, size)
         return OK
@@ -237,6 +250,41 @@ def _send_file(r: Request, st: os.stat_result) -> int:
             r.sendfile(f, first, last - first + 1)
         return OK
     return _send_multipart(r, size, ranges)
+
+
+def _small_file(filename: str, st: os.stat_result, now: float) -> bytes | None:
+    """The contents of a small file as `st` describes it; None leaves it to the general path
+    (unreadable, changed while read).
+
+    Contents are kept under the file's device, inode, size, mtime and ctime, once its ctime
+    is more than a second old: any later change to the file (write, truncate, utime,
+    chmod, rename over it) gives it a new ctime or inode, so what is kept is never served
+    for a different version of the file.
+    """
+    global _small_files_bytes
+    version = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    known = _small_files.get(filename)
+    if known is not None and known[0] == version:
+        return known[1]
+    try:
+        fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, st.st_size, 0)
+    finally:
+        os.close(fd)
+    if len(data) != st.st_size:
+        return None
+    if now - st.st_ctime > 1:
+        if known is not None:
+            _small_files_bytes -= len(known[1])
+        if _small_files_bytes + len(data) > SMALL_FILES_BYTES:
+            _small_files.clear()
+            _small_files_bytes = 0
+        _small_files[filename] = (version, data)
+        _small_files_bytes += len(data)
+    return data
 
 
 def _send_multipart(r: Request, size: int, ranges: list[tuple[int, int]]) -> int:

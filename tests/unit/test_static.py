@@ -259,3 +259,23 @@ def test_non_ascii_and_non_utf8_file_names_are_served(config, tmp_path):
         f.write(b"latin-1 name")
     assert bytes(serve(config, "/caf%C3%A9.txt")[1].out) == b"utf8 name"
     assert bytes(serve(config, "/caf%E9.bin")[1].out) == b"latin-1 name"
+
+
+def test_a_small_file_changed_in_place_is_served_with_its_new_contents(config, tmp_path):
+    path = tmp_path / "htdocs" / "f.txt"
+    time.sleep(1.1)  # the file's last change is now old enough for its contents to be kept
+    assert bytes(serve(config, "/f.txt")[1].out) == BODY
+    assert bytes(serve(config, "/f.txt")[1].out) == BODY
+    with open(path, "r+b") as f:  # same size, same mtime: only the ctime tells
+        f.write(b"ABCDEFGHIJ")
+    os.utime(path, (OLD, OLD))
+    assert bytes(serve(config, "/f.txt")[1].out) == b"ABCDEFGHIJabcdefghij"
+
+
+def test_a_small_file_replaced_by_another_of_the_same_size_and_mtime_is_served_anew(config, tmp_path):
+    time.sleep(1.1)
+    assert bytes(serve(config, "/f.txt")[1].out) == BODY
+    (tmp_path / "htdocs" / "f.new").write_bytes(BODY.upper())
+    os.utime(tmp_path / "htdocs" / "f.new", (OLD, OLD))
+    os.rename(tmp_path / "htdocs" / "f.new", tmp_path / "htdocs" / "f.txt")
+    assert bytes(serve(config, "/f.txt")[1].out) == BODY.upper()
