@@ -166,6 +166,10 @@ def test_a_graceful_restart_reopens_a_rotated_log(pyhttpd_factory):
         # The old child finishes the kept-alive connection and logs to the rotated file.
         response = old_connection.request("/hello.txt?id=old-2")
         assert response.status == 200
+    # A line is written once its response has gone out.
+    assert server.wait_for(
+        lambda: "old-2" in logged_ids(log_lines(server, "access_log.1") + log_lines(server)), 5
+    )
     rotated = logged_ids(log_lines(server, "access_log.1"))
     current = logged_ids(log_lines(server))
     assert rotated[:2] == ["before", "old-1"]
