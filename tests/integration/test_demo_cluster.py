@@ -67,6 +67,7 @@ class Browser:
 @pytest.fixture
 def demo():
     base = _port_base()
+    (REPO / "logs").mkdir(exist_ok=True)  # a fresh checkout has none yet
     out = open(REPO / "logs" / "demo-test.out", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "bin" / "demo"), "--port-base", str(base)],
