@@ -28,8 +28,9 @@ decides by its own state whether the next packet is a body packet
 
 from __future__ import annotations
 
+import operator
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 MAGIC_TO_CONTAINER = b"\x12\x34"
@@ -294,43 +295,23 @@ def max_send_body_chunk_size(max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> 
     return check_max_packet_size(max_packet_size) - _SEND_BODY_CHUNK_OVERHEAD
 
 
-class _Builder:
-    """Accumulates one payload and frames it."""
+_U16 = struct.Struct(">H").pack
+_FRAME = struct.Struct(">2sH").pack  # magic, payload length
+_FRAME_HEADER = struct.Struct(">HH").unpack_from  # magic, payload length
+_BODY_CHUNK_HEADER = struct.Struct(">2sHH").pack  # magic, payload length, data length
+_SEND_BODY_CHUNK_HEADER = struct.Struct(">2sHBH").pack  # magic, payload length, type, data length
+_NUL = b"\x00"
+_STRING_ATTRIBUTE_PREFIXES = tuple(bytes((code,)) for code, _ in _STRING_ATTRIBUTES)
+_string_attribute_values = operator.attrgetter(*(attr for _, attr in _STRING_ATTRIBUTES))
+# Encoded header names by the spelling callers use; names without a code are added as they
+# come, up to this many, so a peer sending random names cannot grow it without bound.
+_NAME_CACHE_LIMIT = 512
 
-    __slots__ = ("buf",)
 
-    def __init__(self, message_type: int | None = None) -> None:
-        self.buf = bytearray()
-        if message_type is not None:
-            self.byte(message_type)
-
-    def byte(self, value: int) -> None:
-        if not 0 <= value <= 0xFF:
-            raise AjpError(f"byte value {value} out of range")
-        self.buf.append(value)
-
-    def int16(self, value: int) -> None:
-        if not 0 <= value <= 0xFFFF:
-            raise AjpError(f"integer {value} does not fit in 16 bits")
-        self.buf += struct.pack(">H", value)
-
-    def raw_string(self, data: bytes) -> None:
-        if len(data) >= _NULL_LEN:
-            raise AjpError(f"string of {len(data)} bytes is too long for AJP13")
-        self.int16(len(data))
-        self.buf += data
-        self.buf.append(0)
-
-    def string(self, value: str) -> None:
-        self.raw_string(_encode_text(value))
-
-    def packet(self, magic: bytes, max_packet_size: int) -> bytes:
-        size = HEADER_LEN + len(self.buf)
-        if size > check_max_packet_size(max_packet_size):
-            raise AjpError(
-                f"message of {size} bytes does not fit in max_packet_size {max_packet_size}"
-            )
-        return magic + struct.pack(">H", len(self.buf)) + self.buf
+def _int16(value: int) -> bytes:
+    if not 0 <= value <= 0xFFFF:
+        raise AjpError(f"integer {value} does not fit in 16 bits")
+    return _U16(value)
 
 
 def _encode_text(value: str) -> bytes:
@@ -340,51 +321,96 @@ def _encode_text(value: str) -> bytes:
         raise AjpError(f"cannot encode {value!r}: {e.reason}") from None
 
 
-def _header_name(builder: _Builder, name: str, codes: dict[str, int]) -> None:
+def _string(value: str) -> bytes:
+    """An AJP13 string: the length, the bytes and a NUL."""
+    try:
+        data = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as e:
+        raise AjpError(f"cannot encode {value!r}: {e.reason}") from None
+    if len(data) >= _NULL_LEN:
+        raise AjpError(f"string of {len(data)} bytes is too long for AJP13")
+    return _U16(len(data)) + data + _NUL
+
+
+def _frame(magic: bytes, payload: bytes, max_packet_size: int) -> bytes:
+    size = HEADER_LEN + len(payload)
+    if size > check_max_packet_size(max_packet_size):
+        raise AjpError(f"message of {size} bytes does not fit in max_packet_size {max_packet_size}")
+    return _FRAME(magic, len(payload)) + payload
+
+
+def _name_table(codes: dict[str, int], spellings: Iterable[str]) -> dict[str, bytes]:
+    return {spelling: _U16(codes[spelling.lower()]) for spelling in spellings}
+
+
+def _header_name(name: str, codes: dict[str, int], cache: dict[str, bytes]) -> bytes:
+    """A header name as sent: its code, else the name as a string."""
+    encoded = cache.get(name)
+    if encoded is not None:
+        return encoded
     code = codes.get(name.lower())
     if code is not None:
-        builder.int16(code)
-        return
-    raw = _encode_text(name)
-    if len(raw) > _MAX_HEADER_NAME_LEN:
-        raise AjpError(f"header name of {len(raw)} bytes is too long for AJP13")
-    builder.raw_string(raw)
+        encoded = _U16(code)
+    else:
+        raw = _encode_text(name)
+        if len(raw) > _MAX_HEADER_NAME_LEN:
+            raise AjpError(f"header name of {len(raw)} bytes is too long for AJP13")
+        encoded = _U16(len(raw)) + raw + _NUL
+    if len(cache) < _NAME_CACHE_LIMIT:
+        cache[name] = encoded
+    return encoded
+
+
+_REQUEST_NAME_CACHE = _name_table(
+    REQUEST_HEADER_CODES, [s for n in REQUEST_HEADER_CODES for s in (n, n.title(), n.upper())]
+)
+_RESPONSE_NAME_CACHE = _name_table(
+    RESPONSE_HEADER_CODES,
+    [s for n in RESPONSE_HEADER_NAMES.values() for s in (n, n.lower(), n.title(), n.upper())],
+)
 
 
 def encode_forward_request(
     msg: ForwardRequest, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
 ) -> bytes:
     """Encode a Forward Request packet; raise :class:`AjpError` if it does not fit."""
-    if not msg.method:
+    method = msg.method
+    if not method:
         raise AjpError("empty request method")
-    b = _Builder(FORWARD_REQUEST)
-    method_code = METHOD_CODES.get(msg.method, SC_M_JK_STORED)
-    b.byte(method_code)
-    for value in (msg.protocol, msg.req_uri, msg.remote_addr, msg.remote_host, msg.server_name):
-        b.string(value)
-    b.int16(msg.server_port)
-    b.byte(1 if msg.is_ssl else 0)
-    b.int16(len(msg.headers))
-    for name, value in msg.headers:
-        _header_name(b, name, REQUEST_HEADER_CODES)
-        b.string(value)
-    for code, attr in _STRING_ATTRIBUTES:
-        value = getattr(msg, attr)
+    method_code = METHOD_CODES.get(method, SC_M_JK_STORED)
+    headers = msg.headers
+    parts = [
+        bytes((FORWARD_REQUEST, method_code)),
+        _string(msg.protocol),
+        _string(msg.req_uri),
+        _string(msg.remote_addr),
+        _string(msg.remote_host),
+        _string(msg.server_name),
+        _int16(msg.server_port),
+        b"\x01" if msg.is_ssl else b"\x00",
+        _int16(len(headers)),
+    ]
+    append = parts.append
+    cache = _REQUEST_NAME_CACHE
+    for name, value in headers:
+        append(cache.get(name) or _header_name(name, REQUEST_HEADER_CODES, cache))
+        append(_string(value))
+    for prefix, value in zip(_STRING_ATTRIBUTE_PREFIXES, _string_attribute_values(msg), strict=True):
         if value is not None:
-            b.byte(code)
-            b.string(value)
+            append(prefix)
+            append(_string(value))
     if msg.ssl_key_size is not None:
-        b.byte(SC_A_SSL_KEY_SIZE)
-        b.int16(msg.ssl_key_size)
+        append(b"\x0b")  # SC_A_SSL_KEY_SIZE
+        append(_int16(msg.ssl_key_size))
     if method_code == SC_M_JK_STORED:
-        b.byte(SC_A_STORED_METHOD)
-        b.string(msg.method)
+        append(b"\x0d")  # SC_A_STORED_METHOD
+        append(_string(method))
     for name, value in msg.req_attributes:
-        b.byte(SC_A_REQ_ATTRIBUTE)
-        b.string(name)
-        b.string(value)
-    b.byte(SC_A_ARE_DONE)
-    return b.packet(MAGIC_TO_CONTAINER, max_packet_size)
+        append(b"\x0a")  # SC_A_REQ_ATTRIBUTE
+        append(_string(name))
+        append(_string(value))
+    append(b"\xff")  # SC_A_ARE_DONE
+    return _frame(MAGIC_TO_CONTAINER, b"".join(parts), max_packet_size)
 
 
 def encode_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
@@ -398,7 +424,7 @@ def encode_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZ
     limit = max_body_chunk_size(max_packet_size)
     if len(data) > limit:
         raise AjpError(f"body chunk of {len(data)} bytes exceeds {limit}")
-    return MAGIC_TO_CONTAINER + struct.pack(">HH", len(data) + 2, len(data)) + data
+    return _BODY_CHUNK_HEADER(MAGIC_TO_CONTAINER, len(data) + 2, len(data)) + data
 
 
 def encode_cping() -> bytes:
@@ -418,15 +444,20 @@ def encode_cpong() -> bytes:
 
 def encode_send_headers(msg: SendHeaders, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
     """Encode a Send Headers packet; raise :class:`AjpError` if it does not fit."""
-    b = _Builder(SEND_HEADERS)
-    b.int16(msg.status)
-    # httpd fails on a null reason, so an empty one is sent as the status number.
-    b.string(msg.reason or str(msg.status))
-    b.int16(len(msg.headers))
-    for name, value in msg.headers:
-        _header_name(b, name, RESPONSE_HEADER_CODES)
-        b.string(value)
-    return b.packet(MAGIC_TO_SERVER, max_packet_size)
+    headers = msg.headers
+    parts = [
+        b"\x04",  # SEND_HEADERS
+        _int16(msg.status),
+        # httpd fails on a null reason, so an empty one is sent as the status number.
+        _string(msg.reason or str(msg.status)),
+        _int16(len(headers)),
+    ]
+    append = parts.append
+    cache = _RESPONSE_NAME_CACHE
+    for name, value in headers:
+        append(cache.get(name) or _header_name(name, RESPONSE_HEADER_CODES, cache))
+        append(_string(value))
+    return _frame(MAGIC_TO_SERVER, b"".join(parts), max_packet_size)
 
 
 def encode_send_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
@@ -437,16 +468,12 @@ def encode_send_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKE
     limit = max_send_body_chunk_size(max_packet_size)
     if len(data) > limit:
         raise AjpError(f"response chunk of {len(data)} bytes exceeds {limit}")
-    b = _Builder(SEND_BODY_CHUNK)
-    b.raw_string(data)
-    return b.packet(MAGIC_TO_SERVER, max_packet_size)
+    return _SEND_BODY_CHUNK_HEADER(MAGIC_TO_SERVER, len(data) + 4, SEND_BODY_CHUNK, len(data)) + data + _NUL
 
 
 def encode_get_body_chunk(length: int) -> bytes:
     """Encode a Get Body Chunk asking for up to ``length`` request body bytes."""
-    b = _Builder(GET_BODY_CHUNK)
-    b.int16(length)
-    return b.packet(MAGIC_TO_SERVER, MIN_MAX_PACKET_SIZE)
+    return MAGIC_TO_SERVER + b"\x00\x03\x06" + _int16(length)
 
 
 def encode_end_response(reuse: bool = True) -> bytes:
@@ -464,47 +491,74 @@ class PacketReader:
     longer be framed.
     """
 
+    __slots__ = ("magic", "max_packet_size", "_magic", "_buf", "_pos", "_error")
+
     def __init__(self, magic: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> None:
         if magic not in (MAGIC_TO_CONTAINER, MAGIC_TO_SERVER):
             raise ValueError(f"unknown AJP13 magic {magic!r}")
         self.magic = magic
         self.max_packet_size = check_max_packet_size(max_packet_size)
-        self._buf = bytearray()
+        self._magic = int.from_bytes(magic, "big")
+        # What was fed and not yet taken starts at _pos.  Packets are sliced straight
+        # out of the bytes received; only a partial packet is kept in a bytearray that
+        # the next bytes are appended to.
+        self._buf: bytes | bytearray = b""
+        self._pos = 0
         self._error: AjpProtocolError | None = None
 
     def feed(self, data: bytes) -> None:
         """Append bytes received from the peer."""
-        self._buf += data
+        buf = self._buf
+        pos = self._pos
+        if pos >= len(buf):
+            self._buf = bytes(data)
+        elif type(buf) is bytearray:
+            del buf[:pos]
+            buf += data
+        else:
+            self._buf = bytearray(memoryview(buf)[pos:])
+            self._buf += data
+        self._pos = 0
 
     @property
     def pending(self) -> int:
         """Bytes held that do not yet form a whole packet (non-zero at EOF means truncation)."""
-        return len(self._buf)
+        return len(self._buf) - self._pos
 
     def next_packet(self) -> bytes | None:
         """Return the next whole payload, or None until more bytes are fed."""
         if self._error is not None:
             raise self._error
         buf = self._buf
-        if len(buf) >= 2 and buf[:2] != self.magic:
-            self._error = AjpProtocolError(
-                f"bad packet magic {bytes(buf[:2]).hex()}, expected {self.magic.hex()}"
-            )
-            raise self._error
-        if len(buf) < HEADER_LEN:
+        pos = self._pos
+        available = len(buf) - pos
+        if available < HEADER_LEN:
+            if available >= 2 and buf[pos] << 8 | buf[pos + 1] != self._magic:
+                self._fail_magic()
             return None
-        (length,) = struct.unpack_from(">H", buf, 2)
+        magic, length = _FRAME_HEADER(buf, pos)
+        if magic != self._magic:
+            self._fail_magic()
         if HEADER_LEN + length > self.max_packet_size:
             self._error = AjpProtocolError(
                 f"packet length {length} exceeds max_packet_size {self.max_packet_size}"
             )
             raise self._error
-        end = HEADER_LEN + length
-        if len(buf) < end:
+        start = pos + HEADER_LEN
+        end = start + length
+        if end > len(buf):
             return None
-        payload = bytes(buf[HEADER_LEN:end])
-        del buf[:end]
-        return payload
+        self._pos = end
+        if type(buf) is bytes:
+            return buf[start:end]
+        return bytes(memoryview(buf)[start:end])
+
+    def _fail_magic(self) -> None:
+        pos = self._pos
+        self._error = AjpProtocolError(
+            f"bad packet magic {bytes(self._buf[pos:pos + 2]).hex()}, expected {self.magic.hex()}"
+        )
+        raise self._error
 
     def __iter__(self) -> Iterator[bytes]:
         """Yield every whole payload buffered so far."""
@@ -512,67 +566,60 @@ class PacketReader:
             yield payload
 
 
-class _Cursor:
-    """Reads AJP13 data types from one payload, raising AjpProtocolError when short."""
+# Decoding works on the payload with an explicit position; every read checks the length
+# first, so short or malformed input raises AjpProtocolError and nothing else.
 
-    __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
+def _truncated(what: str) -> AjpProtocolError:
+    return AjpProtocolError(f"packet truncated in {what}")
 
-    def take(self, n: int, what: str) -> bytes:
-        end = self.pos + n
-        if end > len(self.data):
-            raise AjpProtocolError(f"packet truncated in {what}")
-        chunk = self.data[self.pos : end]
-        self.pos = end
-        return chunk
 
-    def byte(self, what: str) -> int:
-        return self.take(1, what)[0]
-
-    def int16(self, what: str) -> int:
-        hi, lo = self.take(2, what)
-        return hi << 8 | lo
-
-    def peek_int16(self, what: str) -> int:
-        value = self.int16(what)
-        self.pos -= 2
-        return value
-
-    def raw_string(self, what: str) -> bytes:
-        length = self.int16(what)
+def _text_at(data: bytes, pos: int, what: str, subject: str | None = None) -> tuple[str, int]:
+    """The string at ``pos`` and the position after it; ``what`` (and the ``subject``'s
+    name) say which field it is when it is malformed."""
+    start = pos + 2
+    end = start
+    if start <= len(data):
+        length = data[pos] << 8 | data[pos + 1]
         if length == _NULL_LEN:
-            return b""
-        data = self.take(length, what)
-        if self.take(1, what) != b"\x00":
-            raise AjpProtocolError(f"{what} is not NUL-terminated")
-        return data
-
-    def string(self, what: str) -> str:
-        return self.raw_string(what).decode("utf-8", "surrogateescape")
-
-    def end(self, what: str) -> None:
-        if self.pos != len(self.data):
-            raise AjpProtocolError(f"{len(self.data) - self.pos} unexpected bytes after {what}")
+            return "", start
+        end = start + length
+        if end < len(data):
+            if not data[end]:
+                return data[start:end].decode("utf-8", "surrogateescape"), end + 1
+            raise AjpProtocolError(f"{_field(what, subject)} is not NUL-terminated")
+    raise _truncated(_field(what, subject))
 
 
-def _read_headers(cur: _Cursor, names: dict[int, str]) -> list[tuple[str, str]]:
+def _field(what: str, subject: str | None) -> str:
+    return what if subject is None else f"{what} {subject!r}"
+
+
+def _headers_at(data: bytes, pos: int, names: dict[int, str]) -> tuple[list[tuple[str, str]], int]:
+    """The headers at ``pos`` (their count first) and the position after them."""
+    size = len(data)
+    if pos + 2 > size:
+        raise _truncated("header count")
+    count = data[pos] << 8 | data[pos + 1]
+    pos += 2
     headers = []
-    for _ in range(cur.int16("header count")):
-        first = cur.peek_int16("header name")
+    append = headers.append
+    for _ in range(count):
+        if pos + 2 > size:
+            raise _truncated("header name")
+        first = data[pos] << 8 | data[pos + 1]
         if first >> 8 == 0xA0:
-            cur.pos += 2
             name = names.get(first)
             if name is None:
                 raise AjpProtocolError(f"unknown header code {first:#06x}")
+            pos += 2
         elif first == _NULL_LEN:
             raise AjpProtocolError("null header name")
         else:
-            name = cur.string("header name")
-        headers.append((name, cur.string(f"value of header {name!r}")))
-    return headers
+            name, pos = _text_at(data, pos, "header name")
+        value, pos = _text_at(data, pos, "value of header", name)
+        append((name, value))
+    return headers, pos
 
 
 def decode_server_message(payload: bytes) -> ServerMessage:
@@ -596,41 +643,57 @@ def decode_server_message(payload: bytes) -> ServerMessage:
 
 
 def _decode_forward_request(payload: bytes) -> ForwardRequest:
-    cur = _Cursor(payload)
-    cur.byte("message type")
-    method_code = cur.byte("method")
+    size = len(payload)
+    if size < 2:
+        raise _truncated("method")
+    method_code = payload[1]
     if method_code == SC_M_JK_STORED:
         method = None
-    elif method_code in METHOD_NAMES:
-        method = METHOD_NAMES[method_code]
     else:
-        raise AjpProtocolError(f"unknown method code {method_code}")
-    msg = ForwardRequest(
-        method="",
-        protocol=cur.string("protocol"),
-        req_uri=cur.string("req_uri"),
-        remote_addr=cur.string("remote_addr"),
-        remote_host=cur.string("remote_host"),
-        server_name=cur.string("server_name"),
-        server_port=cur.int16("server_port"),
-        is_ssl=cur.byte("is_ssl") != 0,
-        headers=_read_headers(cur, REQUEST_HEADER_NAMES),
-    )
-    while (code := cur.byte("attributes (no are_done terminator)")) != SC_A_ARE_DONE:
-        if code in _STRING_ATTRIBUTE_FIELDS:
-            attr = _STRING_ATTRIBUTE_FIELDS[code]
-            setattr(msg, attr, cur.string(attr))
+        method = METHOD_NAMES.get(method_code)
+        if method is None:
+            raise AjpProtocolError(f"unknown method code {method_code}")
+    protocol, pos = _text_at(payload, 2, "protocol")
+    req_uri, pos = _text_at(payload, pos, "req_uri")
+    remote_addr, pos = _text_at(payload, pos, "remote_addr")
+    remote_host, pos = _text_at(payload, pos, "remote_host")
+    server_name, pos = _text_at(payload, pos, "server_name")
+    if pos + 3 > size:
+        raise _truncated("server_port" if pos + 2 > size else "is_ssl")
+    server_port = payload[pos] << 8 | payload[pos + 1]
+    is_ssl = payload[pos + 2] != 0
+    headers, pos = _headers_at(payload, pos + 3, REQUEST_HEADER_NAMES)
+    msg = ForwardRequest(method="", protocol=protocol, req_uri=req_uri, remote_addr=remote_addr,
+                         remote_host=remote_host, server_name=server_name, server_port=server_port,
+                         is_ssl=is_ssl, headers=headers)
+    fields = _STRING_ATTRIBUTE_FIELDS
+    while True:
+        if pos >= size:
+            raise _truncated("attributes (no are_done terminator)")
+        code = payload[pos]
+        pos += 1
+        if code == SC_A_ARE_DONE:
+            break
+        attr = fields.get(code)
+        if attr is not None:
+            value, pos = _text_at(payload, pos, attr)
+            setattr(msg, attr, value)
+        elif code == SC_A_REQ_ATTRIBUTE:
+            name, pos = _text_at(payload, pos, "req_attribute name")
+            value, pos = _text_at(payload, pos, "req_attribute", name)
+            msg.req_attributes.append((name, value))
         elif code == SC_A_SSL_KEY_SIZE:
-            msg.ssl_key_size = cur.int16("ssl_key_size")
+            if pos + 2 > size:
+                raise _truncated("ssl_key_size")
+            msg.ssl_key_size = payload[pos] << 8 | payload[pos + 1]
+            pos += 2
         elif code == SC_A_STORED_METHOD:
             # As in Tomcat, a stored method overrides the method byte.
-            method = cur.string("stored_method")
-        elif code == SC_A_REQ_ATTRIBUTE:
-            name = cur.string("req_attribute name")
-            msg.req_attributes.append((name, cur.string(f"req_attribute {name!r}")))
+            method, pos = _text_at(payload, pos, "stored_method")
         else:
             raise AjpProtocolError(f"unknown attribute code {code:#04x}")
-    cur.end("Forward Request")
+    if pos != size:
+        raise AjpProtocolError(f"{size - pos} unexpected bytes after Forward Request")
     if method is None:
         raise AjpProtocolError("stored method byte without a stored_method attribute")
     if not method:
@@ -641,12 +704,17 @@ def _decode_forward_request(payload: bytes) -> ForwardRequest:
 
 def decode_body_packet(payload: bytes) -> bytes:
     """Decode a request body packet's payload; ``b""`` means the body has ended."""
-    if not payload:
+    size = len(payload)
+    if not size:
         return b""
-    cur = _Cursor(payload)
-    data = cur.take(cur.int16("body length"), "body data")
-    cur.end("body data")
-    return data
+    if size < 2:
+        raise _truncated("body length")
+    end = 2 + (payload[0] << 8 | payload[1])
+    if end > size:
+        raise _truncated("body data")
+    if end != size:
+        raise AjpProtocolError(f"{size - end} unexpected bytes after body data")
+    return payload[2:]
 
 
 def decode_container_message(payload: bytes) -> ContainerMessage:
@@ -654,30 +722,38 @@ def decode_container_message(payload: bytes) -> ContainerMessage:
     GetBodyChunk, EndResponse or CPong."""
     if not payload:
         raise AjpProtocolError("empty packet from the container")
-    cur = _Cursor(payload)
-    kind = cur.byte("message type")
+    size = len(payload)
+    kind = payload[0]
     if kind == SEND_BODY_CHUNK:
-        data = cur.take(cur.int16("chunk length"), "chunk data")
+        if size < 3:
+            raise _truncated("chunk length")
+        end = 3 + (payload[1] << 8 | payload[2])
+        if end > size:
+            raise _truncated("chunk data")
         # Tomcat ends the chunk with a NUL; other containers may not.
-        if payload[cur.pos :] not in (b"", b"\x00"):
+        if end != size and (end + 1 != size or payload[end]):
             raise AjpProtocolError("unexpected bytes after Send Body Chunk data")
-        return SendBodyChunk(data)
+        return SendBodyChunk(payload[3:end])
     if kind == SEND_HEADERS:
-        msg = SendHeaders(
-            status=cur.int16("status"),
-            reason=cur.string("reason"),
-            headers=_read_headers(cur, RESPONSE_HEADER_NAMES),
-        )
-        cur.end("Send Headers")
-        return msg
+        if size < 3:
+            raise _truncated("status")
+        reason, pos = _text_at(payload, 3, "reason")
+        headers, pos = _headers_at(payload, pos, RESPONSE_HEADER_NAMES)
+        if pos != size:
+            raise AjpProtocolError(f"{size - pos} unexpected bytes after Send Headers")
+        return SendHeaders(payload[1] << 8 | payload[2], reason, headers)
     if kind == GET_BODY_CHUNK:
-        length = cur.int16("requested length")
-        cur.end("Get Body Chunk")
-        return GetBodyChunk(length)
+        if size < 3:
+            raise _truncated("requested length")
+        if size > 3:
+            raise AjpProtocolError(f"{size - 3} unexpected bytes after Get Body Chunk")
+        return GetBodyChunk(payload[1] << 8 | payload[2])
     if kind == END_RESPONSE:
-        reuse = cur.byte("reuse flag") != 0
-        cur.end("End Response")
-        return EndResponse(reuse)
+        if size < 2:
+            raise _truncated("reuse flag")
+        if size > 2:
+            raise AjpProtocolError(f"{size - 2} unexpected bytes after End Response")
+        return EndResponse(payload[1] != 0)
     if kind == CPONG_REPLY:
         _expect_len(payload, 1, "CPong")
         return CPong()
