@@ -8,16 +8,19 @@ recently used idle connection first, so surplus ones age and are closed by maint
 
 The child is monkey-patched for gevent after the master loaded this module, so sockets
 come from ``socket.create_connection`` at call time and the pool's semaphore is created
-in the process that uses it.
+in the process that uses it: gevent's own where threading is patched (the threading
+module's, written in Python over a Condition, costs several times more per request).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .ajp13 import (
     MAGIC_TO_SERVER,
@@ -29,6 +32,16 @@ from .ajp13 import (
 )
 
 RECV_SIZE = 256 * 1024
+
+_pid = os.getpid()  # this process's, kept current across forks without a syscall per request
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class BackendError(Exception):
@@ -53,13 +66,19 @@ def resolve(host: str, port: int, prefer_ipv6: bool = False) -> tuple[str, int]:
 class AjpConnection:
     """One TCP connection to an AJP13 container, framed by the codec's PacketReader."""
 
-    __slots__ = ("sock", "reader", "last_used", "socket_timeout")
+    __slots__ = ("sock", "reader", "last_used", "socket_timeout", "_timeout")
 
     def __init__(self, sock: socket.socket, max_packet_size: int, socket_timeout: float | None) -> None:
         self.sock = sock
         self.reader = PacketReader(MAGIC_TO_SERVER, max_packet_size)
         self.last_used = time.monotonic()
         self.socket_timeout = socket_timeout
+        self._timeout = sock.gettimeout()
+
+    def _settimeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:
+            self.sock.settimeout(timeout)
+            self._timeout = timeout
 
     @classmethod
     def open(
@@ -88,8 +107,12 @@ class AjpConnection:
     def send(self, data: bytes) -> None:
         """Send whole packets; raise BackendError."""
         try:
-            self.sock.settimeout(self.socket_timeout)
-            self.sock.sendall(data)
+            self._settimeout(self.socket_timeout)
+            # One send() takes a request whole; sendall() (a getsockopt each call under
+            # gevent) only for what is left.
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
         except OSError as e:
             raise BackendError(f"sending to the backend failed: {_reason(e)}") from None
 
@@ -109,7 +132,7 @@ class AjpConnection:
         while (payload := reader.next_packet()) is None:
             started = reader.pending > 0
             try:
-                sock.settimeout(self.socket_timeout if started or reply_timeout is None else reply_timeout)
+                self._settimeout(self.socket_timeout if started or reply_timeout is None else reply_timeout)
                 data = sock.recv(RECV_SIZE)
             except TimeoutError:
                 if started or reply_timeout is None:
@@ -125,7 +148,7 @@ class AjpConnection:
     def is_connected(self) -> bool:
         """False when the peer closed the connection while it sat idle (or left data on it)."""
         try:
-            self.sock.settimeout(0.0)
+            self._settimeout(0.0)
             data = self.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
             return True
@@ -162,14 +185,14 @@ class ConnectionPool:
         self.idle: list[AjpConnection] = []  # most recently used last
         self.busy = 0
         self.max_busy = 0
-        self._slots: threading.BoundedSemaphore | None = None
+        self._slots: Any = None
         self._pid = 0
 
-    def _semaphore(self) -> threading.BoundedSemaphore:
+    def _semaphore(self) -> Any:
         # Created in the process (and after the monkey-patching) that uses it.
-        if self._slots is None or self._pid != os.getpid():
-            self._slots = threading.BoundedSemaphore(self.size)
-            self._pid = os.getpid()
+        if self._slots is None or self._pid != _pid:
+            self._slots = _bounded_semaphore(self.size)
+            self._pid = _pid
             self.idle = []
             self.busy = 0
         return self._slots
@@ -232,3 +255,12 @@ class ConnectionPool:
         idle, self.idle = self.idle, []
         for conn in idle:
             conn.close()
+
+
+def _bounded_semaphore(size: int) -> Any:
+    """A BoundedSemaphore for the threads this process runs: gevent's for greenlets."""
+    if "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("threading"):
+        from gevent.lock import BoundedSemaphore
+
+        return BoundedSemaphore(size)
+    return threading.BoundedSemaphore(size)
