@@ -27,7 +27,7 @@ from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from .lb_shm import Balancer, MemberRecord
+    from .lb_shm import Balancer, LbRecord, MemberRecord
 
 # mod_jk starts global maintenance up to this many seconds early (JK_LB_MAINTAIN_TOLERANCE).
 MAINTAIN_TOLERANCE = 2
@@ -223,10 +223,16 @@ class _Selection:
 
     def __init__(self, lb: Balancer, exclude: Collection[str],
                  activations: Mapping[str, Activation] | None) -> None:
-        self.members = lb.members
-        self.states = [State.ERROR if m.name in exclude else m.state for m in lb.members]
-        overrides = activations or {}
-        self.activations = [overrides.get(m.name, m.activation) for m in lb.members]
+        self.members = members = lb.members
+        self.states = [m.state for m in members]
+        if exclude:
+            self.states = [State.ERROR if name in exclude else state
+                           for name, state in zip(lb.names, self.states, strict=True)]
+        self.activations = [m.activation for m in members]
+        if activations:
+            self.activations = [activations.get(name, activation)
+                                for name, activation in zip(lb.names, self.activations, strict=True)]
+        self._routes: list[str] | None = None
 
     def usable(self, i: int) -> bool:
         return usable(self.states[i], self.activations[i])
@@ -235,7 +241,9 @@ class _Selection:
         return usable_sticky(self.states[i], self.activations[i])
 
     def by_route(self, route: str) -> int:
-        return next((i for i, m in enumerate(self.members) if m.route == route), -1)
+        if self._routes is None:
+            self._routes = [m.route for m in self.members]
+        return self._routes.index(route) if route in self._routes else -1
 
     def best_in_domain(self, route_or_domain: str) -> int:
         domain = route_or_domain.split(".", 1)[0]
@@ -329,15 +337,17 @@ def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
     count = len(view.members)
     offset = lb.record.next_offset
     best = -1
+    best_distance = best_value = 0
     for step in range(count):
         i = (offset + step) % count
         if not view.usable(i):
             continue
         member = view.members[i]
-        if best < 0 or member.distance < view.members[best].distance or (
-                not stateless and member.distance == view.members[best].distance
-                and member.lb_value < view.members[best].lb_value):
-            best = i
+        distance = member.distance
+        value = member.lb_value
+        if best < 0 or distance < best_distance or (
+                not stateless and distance == best_distance and value < best_value):
+            best, best_distance, best_value = i, distance, value
     if best >= 0:
         lb.record.next_offset = best + 1
     return best
@@ -348,22 +358,30 @@ def _failover(lb: Balancer, view: _Selection) -> int:
     return _by_session_route(lb, view, redirect) if redirect else -1
 
 
+_COUNTS_EVERY_REQUEST = frozenset((Method.REQUESTS, Method.BUSYNESS))
+_COUNTS_NEW_SESSIONS = frozenset((Method.SESSIONS, Method.NEXT))
+
+
 def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless: bool = False) -> None:
     """Count a request the member is about to serve.
 
     ``session`` says whether the request carried a session id; Sessions and Next count only
     requests without one (new sessions), and a ``stateless`` request is never a new session.
     """
-    method = lb.record.method
+    record = lb.record
+    method = record.method
     new_session = not session and not stateless
     with lb.lock:
-        lb.record.busy += 1
-        lb.record.max_busy = max(lb.record.max_busy, lb.record.busy)
-        member.busy += 1
-        member.max_busy = max(member.max_busy, member.busy)
+        busy = record.busy + 1
+        record.busy = busy
+        if busy > record.max_busy:
+            record.max_busy = busy
+        busy = member.busy + 1
+        member.busy = busy
+        if busy > member.max_busy:
+            member.max_busy = busy
         member.elected += 1
-        if method in (Method.REQUESTS, Method.BUSYNESS) or (
-                new_session and method in (Method.SESSIONS, Method.NEXT)):
+        if method in _COUNTS_EVERY_REQUEST or (new_session and method in _COUNTS_NEW_SESSIONS):
             member.lb_value += member.lb_mult
         if new_session:
             member.sessions += 1
@@ -384,17 +402,18 @@ def release_busy(lb: Balancer, member: MemberRecord) -> None:
 
 
 def _finish(lb: Balancer, member: MemberRecord, read: int, transferred: int) -> None:
-    method = lb.record.method
+    record = lb.record
+    method = record.method
     if method == Method.TRAFFIC:
         member.lb_value += (read + transferred) * member.lb_mult
     elif method == Method.BUSYNESS:
         member.lb_value = max(0, member.lb_value - member.lb_mult)
-    member.read += read
-    member.transferred += transferred
+    if read:
+        member.read += read
+    if transferred:
+        member.transferred += transferred
     member.busy = max(0, member.busy - 1)
-    lb.record.busy = max(0, lb.record.busy - 1)
-    if member.state != State.ERROR:
-        member.state = State.OK
+    record.busy = max(0, record.busy - 1)
 
 
 def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferred: int = 0) -> None:
@@ -427,6 +446,8 @@ def record_error(
     """
     with lb.lock:
         _finish(lb, member, read, transferred)
+        if member.state != State.ERROR:
+            member.state = State.OK
         if kind in (ErrorKind.CLIENT, ErrorKind.STATUS):
             if kind == ErrorKind.CLIENT:
                 member.client_errors += 1
@@ -484,8 +505,11 @@ def maintain(lb: Balancer, now: float) -> bool:
     flooded), escalates local errors older than ``error_escalation_time``, marks members that
     got no request since the last run as OK/IDLE, and forces recovery if all are in error.
     """
+    record = lb.record
+    # Seen from outside the lock first, so a request takes it only when a run is due.
+    if not _maintain_due(record, now):
+        return False
     with lb.lock:
-        record = lb.record
         interval = record.maintain_time
         elapsed = now - record.last_maintain_time + MAINTAIN_TOLERANCE
         if interval <= 0 or elapsed < interval:
@@ -495,6 +519,11 @@ def maintain(lb: Balancer, now: float) -> bool:
         if not _recover(lb, highest, now):
             _force_recovery(lb)
         return True
+
+
+def _maintain_due(record: LbRecord, now: float) -> bool:
+    interval = record.maintain_time
+    return interval > 0 and now - record.last_maintain_time + MAINTAIN_TOLERANCE >= interval
 
 
 def _decay(lb: Balancer, exponent: int) -> int:

@@ -36,6 +36,8 @@ class _Field(Generic[_T]):
 
     def __init__(self, fmt: str) -> None:
         self._struct = struct.Struct("<" + fmt)
+        self._unpack = self._struct.unpack_from
+        self._pack = self._struct.pack_into
         self.offset = 0
 
     def __set_name__(self, owner: type[_Record], name: str) -> None:
@@ -49,10 +51,10 @@ class _Field(Generic[_T]):
     def __get__(self, record: _Record | None, owner: type) -> Self | _T:
         if record is None:
             return self
-        return self.decode(self._struct.unpack_from(record.buffer, record.offset + self.offset)[0])
+        return self.decode(self._unpack(record.buffer, record.offset + self.offset)[0])
 
     def __set__(self, record: _Record, value: _T) -> None:
-        self._struct.pack_into(record.buffer, record.offset + self.offset, self.encode(value))
+        self._pack(record.buffer, record.offset + self.offset, self.encode(value))
 
     def decode(self, raw: Any) -> _T:
         return raw
@@ -61,11 +63,23 @@ class _Field(Generic[_T]):
         return value
 
 
-class _Int(_Field[int]):
+class _Number(_Field[_T]):
+    """A number stored as it is: read and written without a conversion step (the hot path)."""
+
+    def __get__(self, record: _Record | None, owner: type) -> Any:
+        if record is None:
+            return self
+        return self._unpack(record.buffer, record.offset + self.offset)[0]
+
+    def __set__(self, record: _Record, value: _T) -> None:
+        self._pack(record.buffer, record.offset + self.offset, value)
+
+
+class _Int(_Number[int]):
     pass
 
 
-class _Float(_Field[float]):
+class _Float(_Number[float]):
     def __init__(self) -> None:
         super().__init__("d")
 
@@ -100,9 +114,16 @@ class _Code(_Field[_E]):
     def __init__(self, enum: type[_E]) -> None:
         super().__init__("B")
         self._enum = enum
+        # By value, so a read is an index, not an Enum lookup.
+        self._members = [enum(value) if value in enum._value2member_map_ else None
+                         for value in range(max(enum) + 1)]
 
-    def decode(self, raw: int) -> _E:
-        return self._enum(raw)
+    def __get__(self, record: _Record | None, owner: type) -> Any:
+        if record is None:
+            return self
+        raw = self._unpack(record.buffer, record.offset + self.offset)[0]
+        member = self._members[raw] if raw < len(self._members) else None
+        return member if member is not None else self._enum(raw)
 
     def encode(self, value: _E) -> int:
         return int(value)
@@ -110,6 +131,8 @@ class _Code(_Field[_E]):
 
 class _Record:
     """A view of one record: its fields live in ``buffer`` at ``offset``."""
+
+    __slots__ = ("buffer", "offset")
 
     SIZE: ClassVar[int] = 0
     _end: ClassVar[int] = 0
@@ -198,11 +221,19 @@ class Balancer:
         self.record = record
         self.members = members
         self.lock = lock
+        # A member's name is part of the layout (a renamed member is a new layout), so it is
+        # read once rather than decoded from the buffer on every request.
+        self.names = [member.name for member in members]
+        self._names_by_record = {id(member): name for member, name in zip(members, self.names, strict=True)}
+
+    def name_of(self, member: MemberRecord) -> str:
+        """The name of one of this lb's members."""
+        return self._names_by_record[id(member)]
 
     def member(self, name: str) -> MemberRecord:
         """The member called ``name`` (KeyError if there is none)."""
-        for member in self.members:
-            if member.name == name:
+        for member, member_name in zip(self.members, self.names, strict=True):
+            if member_name == name:
                 return member
         raise KeyError(name)
 

@@ -34,6 +34,11 @@ _ERROR_KINDS = {
     Outcome.REPLY_TIMEOUT: ErrorKind.REPLY_TIMEOUT,
     Outcome.BACKEND_ERROR: ErrorKind.BACKEND,
 }
+# The JK_LB_FIRST_* and JK_LB_LAST_* notes, in the order _note_values gives their values.
+_NOTES = ("NAME", "TYPE", "VALUE", "ACCESSED", "READ", "TRANSFERRED", "ERRORS", "BUSY", "ACTIVATION",
+          "STATE")
+_FIRST_NOTES = tuple("JK_LB_FIRST_" + note for note in _NOTES)
+_LAST_NOTES = tuple("JK_LB_LAST_" + note for note in _NOTES)
 _NO_MEMBER = ServiceResult(Outcome.BACKEND_ERROR, 503, False,
                            "All tomcat instances failed, no more workers left")
 
@@ -90,17 +95,19 @@ class LbWorker:
                     self._log("info", f"({self.name}) all members are in error, forcing recovery once")
                     continue
                 break
-            worker = self.members[member.name]
+            name = balancer.name_of(member)
+            worker = self.members[name]
             busy = worker.reserve()
             if busy is not None:
                 lb.record_busy(balancer, member)
-                excluded.add(member.name)
+                excluded.add(name)
                 result = busy
                 continue
             first = first or member
-            sticky = bool(routes) and (member.route in routes or member.domain in routes)
-            s.route = member.route or member.domain
-            activation = (activations or {}).get(member.name, member.activation)
+            route, domain = member.route, member.domain
+            sticky = bool(routes) and (route in routes or domain in routes)
+            s.route = route or domain
+            activation = (activations or {}).get(name, member.activation)
             s.activation = activation.text
             s.session_cookie = None
             if self.set_session_cookie and not sticky:
@@ -119,9 +126,9 @@ class LbWorker:
                 self._notes(r, first, member)
                 return result
             state = lb.record_error(balancer, member, now, _ERROR_KINDS[result.outcome], read, transferred)
-            excluded.add(member.name)
+            excluded.add(name)
             self._log("info" if result.outcome is Outcome.CLIENT_ERROR else "error",
-                      f"({self.name}) member {member.name} failed ({result.message}); it is now "
+                      f"({self.name}) member {name} failed ({result.message}); it is now "
                       f"{state.text}")
             if not result.recoverable:
                 break
@@ -160,17 +167,18 @@ class LbWorker:
 
     def _notes(self, r: Any, first: MemberRecord, last: MemberRecord) -> None:
         """JK_LB_FIRST_* / JK_LB_LAST_* notes for the access log."""
-        for prefix, member in (("JK_LB_FIRST_", first), ("JK_LB_LAST_", last)):
-            r.notes[prefix + "NAME"] = member.name
-            r.notes[prefix + "TYPE"] = "ajp13"
-            r.notes[prefix + "VALUE"] = str(member.lb_value)
-            r.notes[prefix + "ACCESSED"] = str(member.elected)
-            r.notes[prefix + "READ"] = str(member.read)
-            r.notes[prefix + "TRANSFERRED"] = str(member.transferred)
-            r.notes[prefix + "ERRORS"] = str(member.errors)
-            r.notes[prefix + "BUSY"] = str(member.busy)
-            r.notes[prefix + "ACTIVATION"] = member.activation.text
-            r.notes[prefix + "STATE"] = member.state.text
+        assert self.balancer is not None
+        values = self._note_values(self.balancer, first)
+        r.notes.update(zip(_FIRST_NOTES, values, strict=True))
+        if last is not first:
+            values = self._note_values(self.balancer, last)
+        r.notes.update(zip(_LAST_NOTES, values, strict=True))
+
+    @staticmethod
+    def _note_values(balancer: Balancer, member: MemberRecord) -> tuple[str, ...]:
+        return (balancer.name_of(member), "ajp13", str(member.lb_value), str(member.elected),
+                str(member.read), str(member.transferred), str(member.errors), str(member.busy),
+                member.activation.text, member.state.text)
 
     def maintain(self, now: float) -> None:
         """Decay, recovery and idle marking (once per worker.maintain over all children)."""

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 
 from pyhttpd.conftree import ConfigError
 
@@ -77,9 +78,9 @@ class RuleExtensions:
     set_session_cookie: bool = False
     session_cookie_path: str | None = None
 
-    @property
+    @cached_property
     def activations(self) -> dict[str, Activation]:
-        """Member activations this mapping overrides, by member name."""
+        """Member activations this mapping overrides, by member name (do not change it)."""
         overrides = {}
         for names, activation in ((self.active, Activation.ACTIVE),
                                   (self.disabled, Activation.DISABLED),
@@ -108,9 +109,18 @@ class MountRule:
 
     def matches(self, uri: str) -> bool:
         """Whether ``uri`` (already normalised) matches the pattern."""
+        return self._match(uri)
+
+    @cached_property
+    def _match(self) -> Callable[[str], bool]:
+        pattern = self.pattern
         if not self.wildchar:
-            return uri == self.pattern
-        return _compiled(self.pattern).fullmatch(uri) is not None
+            return pattern.__eq__
+        prefix = pattern[:-1]
+        if pattern.endswith("/*") and "*" not in prefix and "?" not in prefix:
+            return lambda uri: uri.startswith(prefix)  # "/app/*": anything under /app/
+        fullmatch = _compiled(pattern).fullmatch
+        return lambda uri: fullmatch(uri) is not None
 
     def precedence(self) -> tuple[int, int, int]:
         """Sort key: more slashes, then longer, then the stronger source come first."""
@@ -136,6 +146,8 @@ def normalize_uri(uri: str) -> str:
     """
     if not uri.startswith("/"):
         raise UriError(f"{uri!r} does not start with '/'")
+    if "//" not in uri and "/." not in uri and ";" not in uri:
+        return uri  # nothing to collapse, resolve or strip
     kept: list[str] = []
     trailing_slash = False
     for segment in uri[1:].split("/"):

@@ -582,10 +582,20 @@ def test_every_update_takes_the_lock_once():
     lock = StrictLock()
     lb = make_lb(TWO_NODES, lock=lock)
     before = lock.taken
-    member = choose_member(lb, None, 0)  # maintenance check + selection
+    member = choose_member(lb, None, 0)  # selection; no maintenance is due
     record_start(lb, member, session=False)
     record_success(lb, member)
-    assert lock.taken - before == 4
+    assert lock.taken - before == 3
+
+
+def test_maintenance_takes_the_lock_only_when_a_run_is_due():
+    lock = StrictLock()
+    lb = make_lb(TWO_NODES, lock=lock)
+    before = lock.taken
+    assert not maintain(lb, now=40)
+    assert lock.taken == before
+    assert maintain(lb, now=58)
+    assert lock.taken == before + 1
 
 
 def test_settings_read_mod_jk_spellings_and_show_jkstatus_names():
