@@ -181,6 +181,7 @@ class JkServerConfig:
     mount_copy_all: bool | None = None
     # built by check_config / post_config
     effective_options: frozenset[str] = DEFAULT_OPTIONS
+    indicator_names: dict[str, str] = field(default_factory=lambda: dict(_INDICATOR_DEFAULTS))
     uri_map: UriWorkerMap | None = None
     state: JkState | None = None
     log: JkLog | None = None
@@ -430,6 +431,7 @@ class JkModule(Module):
         for server in config.servers:
             cfg: JkServerConfig = server.module_config[self.name]
             cfg.effective_options = _effective_options(main_eff, cfg) if server.is_virtual else main_eff
+            cfg.indicator_names = {**_INDICATOR_DEFAULTS, **(cfg.indicators or {})}
             mount_file = None
             try:
                 if cfg.mount_file:

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 _PROXY_SAFE = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$-_.+!*'(),;:@&=/~")
 # ap_escape_uri (ForwardURIEscaped) escapes ';' too.
 _ESCAPE_SAFE = _PROXY_SAFE - {ord(";")}
+_SAFE_BYTES = {safe: bytes(sorted(safe)) for safe in (_PROXY_SAFE, _ESCAPE_SAFE)}
 # mod_jk reads chunked bodies this much short of a full packet, so a chunk size line fits.
 CHUNK_BUFFER_PAD = 12
+_NO_EXTENSIONS = RuleExtensions()
 # The first body packet is kept for a retry on another backend, which may have the
 # smallest max_packet_size; so it is never larger than that backend could take.
 FIRST_BODY_CHUNK = 8192 - 6
@@ -49,8 +51,11 @@ class ClientWriteError(Exception):
 def escape_path(path: str, safe: frozenset[int] = _PROXY_SAFE) -> str:
     """Percent-encode a decoded path's bytes outside ``safe`` (jk_canonenc / ap_escape_uri)."""
     raw = path.encode("utf-8", "surrogateescape")
-    if all(b in safe for b in raw):
-        return path
+    safe_bytes = _SAFE_BYTES.get(safe)
+    if safe_bytes is None:
+        safe_bytes = bytes(sorted(safe))
+    if not raw.translate(None, safe_bytes):
+        return path  # every byte is safe
     return "".join(chr(b) if b in safe else f"%{b:02X}" for b in raw)
 
 
@@ -100,17 +105,17 @@ class ServiceRequest:
         """
         env = r.subprocess_env
         options = conf.effective_options
-        indicator = conf.indicator
+        indicator = conf.indicator_names
         c = r.connection
-        ext = extensions or RuleExtensions()
+        ext = extensions or _NO_EXTENSIONS
 
         if "ForwardLocalAddress" in options:
             remote_addr, remote_port = c.local_ip, "0"
         else:
             remote_addr, remote_port = c.remote_ip, str(c.remote_port)
-        remote_addr = env.get(indicator("remote_addr")) or remote_addr
-        remote_port = env.get(indicator("remote_port")) or remote_port
-        remote_host = env.get(indicator("remote_host")) or remote_addr
+        remote_addr = env.get(indicator["remote_addr"]) or remote_addr
+        remote_port = env.get(indicator["remote_port"]) or remote_port
+        remote_host = env.get(indicator["remote_host"]) or remote_addr
 
         if "ForwardURICompatUnparsed" in options:
             req_uri = r.unparsed_uri.split("?", 1)[0]
@@ -121,9 +126,23 @@ class ServiceRequest:
         else:
             req_uri = escape_path(original_uri)
 
-        host_header = r.headers_in.get("Host")
-        server_name = env.get(indicator("local_name")) or r.hostname or r.server.server_hostname or c.local_ip
-        port_text = env.get(indicator("local_port"))
+        # One pass over the request headers: the forwarded list and the three read here.
+        headers: list[tuple[str, str]] = []
+        host_header = transfer_encoding = length = None
+        for name, value in r.headers_in:
+            lname = name.lower()
+            if lname == "host":
+                if host_header is None:
+                    host_header = value
+            elif lname == "content-length":
+                if length is None:
+                    length = value
+            elif lname == "transfer-encoding" and transfer_encoding is None:
+                transfer_encoding = value
+            headers.append((name, value))
+
+        server_name = env.get(indicator["local_name"]) or r.hostname or r.server.server_hostname or c.local_ip
+        port_text = env.get(indicator["local_port"])
         if port_text is None and host_header and not host_header.endswith("]") and ":" in host_header:
             port_text = host_header.rsplit(":", 1)[1]
         # As httpd's ap_get_server_port: the Host header's port, ServerName's, the default.
@@ -134,23 +153,17 @@ class ServiceRequest:
             server_port = default_port
 
         content_length = 0
-        is_chunked = "chunked" in (r.headers_in.get("Transfer-Encoding") or "").lower()
-        if not is_chunked:
-            length = r.headers_in.get("Content-Length")
-            if length and length.strip().isdigit():
-                content_length = int(length)
-        if content_length > 0 and env.get(indicator("ignore_cl")) is not None:
+        is_chunked = transfer_encoding is not None and "chunked" in transfer_encoding.lower()
+        if not is_chunked and length and length.strip().isdigit():
+            content_length = int(length)
+        if content_length > 0 and env.get(indicator["ignore_cl"]) is not None:
             content_length, is_chunked = 0, True
 
-        headers: list[tuple[str, str]] = []
-        need_length = not is_chunked and content_length == 0
-        for name, value in r.headers_in:
-            if name.lower() == "content-length":
-                if is_chunked:
-                    continue  # the body length is whatever the chunks add up to
-                need_length = False
-            headers.append((name, value))
-        if need_length:
+        if is_chunked:
+            if length is not None:
+                # The body length is whatever the chunks add up to.
+                headers = [header for header in headers if header[0].lower() != "content-length"]
+        elif length is None:
             # To AJP a missing Content-Length means a body of unknown, non-zero length.
             headers.append(("content-length", "0"))
 
@@ -158,26 +171,26 @@ class ServiceRequest:
         ssl_cert = ssl_cipher = ssl_session = ssl_protocol = None
         ssl_key_size = None
         if conf.extract_ssl is not False:
-            https = env.get(indicator("https"))
+            https = env.get(indicator["https"])
             if https is not None:
                 is_ssl = https.lower() == "on"
             if is_ssl:
-                ssl_cert = env.get(indicator("certs"))
+                ssl_cert = env.get(indicator["certs"])
                 if ssl_cert and "ForwardSSLCertChain" in options:
-                    prefix = indicator("certchain_prefix")
+                    prefix = indicator["certchain_prefix"]
                     chain = [v for k, v in env.items() if k.startswith(prefix)]
                     ssl_cert = "\0".join([ssl_cert, *chain])
-                ssl_cipher = env.get(indicator("cipher"))
-                ssl_session = env.get(indicator("session"))
-                ssl_protocol = env.get(indicator("ssl_protocol"))
-                if "ForwardKeySize" in options and env.get(indicator("key_size"), "").isdigit():
-                    ssl_key_size = int(env[indicator("key_size")])
+                ssl_cipher = env.get(indicator["cipher"])
+                ssl_session = env.get(indicator["session"])
+                ssl_protocol = env.get(indicator["ssl_protocol"])
+                if "ForwardKeySize" in options and env.get(indicator["key_size"], "").isdigit():
+                    ssl_key_size = int(env[indicator["key_size"]])
 
         pre: list[tuple[str, str]] = []
         if ssl_protocol:
             pre.append(("AJP_SSL_PROTOCOL", ssl_protocol))
         pre.append(("AJP_REMOTE_PORT", remote_port))
-        pre.append(("AJP_LOCAL_ADDR", env.get(indicator("local_addr")) or c.local_ip))
+        pre.append(("AJP_LOCAL_ADDR", env.get(indicator["local_addr"]) or c.local_ip))
         env_attributes: list[tuple[str, str]] = []
         for name, default in (conf.env_vars or {}).items():
             value = env.get(name, default)
@@ -194,8 +207,8 @@ class ServiceRequest:
             server_port=server_port,
             is_ssl=is_ssl,
             headers=headers,
-            remote_user=env.get(indicator("remote_user")) or r.user or None,
-            auth_type=env.get(indicator("auth_type")) or r.ap_auth_type or None,
+            remote_user=env.get(indicator["remote_user"]) or r.user or None,
+            auth_type=env.get(indicator["auth_type"]) or r.ap_auth_type or None,
             query_string=r.args,
             ssl_cert=ssl_cert,
             ssl_cipher=ssl_cipher,
@@ -297,15 +310,15 @@ class ServiceRequest:
         reason = msg.reason.strip()
         # Tomcat sends the number itself when it has no reason phrase: use httpd's then.
         r.status_line = f"{msg.status} {reason}" if reason and reason != str(msg.status) else None
-        headers = Headers(self._base_headers_out)
+        items = list(self._base_headers_out)
         for name, value in msg.headers:
             if name.lower() == "content-type":
                 r.content_type = value
             else:
-                headers.add(name, value)
+                items.append((name, value))
         if self.session_cookie:
-            headers.add("Set-Cookie", self.session_cookie)
-        r.headers_out = headers
+            items.append(("Set-Cookie", self.session_cookie))
+        r.headers_out = headers = Headers(items)
         threshold = self.extensions.use_server_errors
         if threshold and msg.status >= threshold:
             self.response_blocked = True
