@@ -84,7 +84,11 @@ class Hooks:
 
     def run_first(self, name: str, *args: Any) -> int:
         """Run until one function returns something other than DECLINED; return that."""
-        for fn in self.get(name):
+        try:
+            fns = self._sorted[name]
+        except KeyError:
+            fns = self.get(name)
+        for fn in fns:
             rv = fn(*args)
             if rv != DECLINED:
                 return rv
@@ -92,7 +96,11 @@ class Hooks:
 
     def run_all(self, name: str, *args: Any) -> int:
         """Run every function while they return OK or DECLINED; return the first other value."""
-        for fn in self.get(name):
+        try:
+            fns = self._sorted[name]
+        except KeyError:
+            fns = self.get(name)
+        for fn in fns:
             rv = fn(*args)
             if rv != OK and rv != DECLINED:
                 return rv

@@ -44,6 +44,10 @@ class Section:
         self.within = within  # <Files> inside <Directory>: only files of that directory
         # <Directory /a/b/> counts 2 components for the shortest-first order.
         self.depth = len([p for p in pattern.split("/") if p]) if kind == "directory" else 0
+        # What matches() compares against, worked out once.
+        self._path = (pattern.rstrip("/") or "/") if kind == "directory" else pattern
+        self._wildcard = any(c in self._path for c in "*?[")
+        self._prefix = self._path.rstrip("/") + "/*" if kind == "location" else self._path + "/"
 
     @property
     def context(self) -> Context:
@@ -55,22 +59,22 @@ class Section:
         """Whether a URL path (Location), a directory path (Directory) or a file name (Files) matches."""
         if self.regex is not None:
             return self.regex.search(value) is not None
-        if self.kind == "location":
-            p = self.pattern
-            if any(c in p for c in "*?["):
-                return fnmatch.fnmatchcase(value, p) or fnmatch.fnmatchcase(value, p.rstrip("/") + "/*")
+        kind = self.kind
+        p = self._path
+        if kind == "location":
+            if self._wildcard:
+                return fnmatch.fnmatchcase(value, p) or fnmatch.fnmatchcase(value, self._prefix)
             if value == p or p == "/":
                 return True
             if value.startswith(p):
                 return p.endswith("/") or value[len(p)] == "/"
             return False
-        if self.kind == "directory":
-            p = self.pattern.rstrip("/") or "/"
-            if any(c in p for c in "*?["):
+        if kind == "directory":
+            if self._wildcard:
                 parts = value.rstrip("/").split("/")
                 depth = len(p.split("/"))
                 return fnmatch.fnmatchcase("/".join(parts[:depth]), p)
-            return p == "/" or value == p or value.startswith(p + "/")
+            return p == "/" or value == p or value.startswith(self._prefix)
         return fnmatch.fnmatchcase(value, self.pattern)
 
     def __repr__(self) -> str:
@@ -97,10 +101,11 @@ class Walker:
         self.files = [s for s in all_sections if s.kind == "files"]
         self.locations = [s for s in all_sections if s.kind == "location"]
         self.defaults = server.lookup_defaults
-        self._cache: dict[tuple[int, ...], dict[str, Any]] = {}
+        self._cache: dict[tuple[Section, ...], dict[str, Any]] = {}
+        self._directory_cache: dict[str, list[Section]] = {}
 
     def location_sections(self, uri: str) -> list[Section]:
-        return [s for s in self.locations if s.matches(uri)]
+        return [s for s in self.locations if s.matches(uri)] if self.locations else []
 
     def directory_sections(self, filename: str, is_dir: bool | None = None) -> list[Section]:
         """Directory, DirectoryMatch and Files sections matching a file system path.
@@ -112,20 +117,26 @@ class Walker:
         if is_dir is None:
             is_dir = os.path.isdir(filename)
         directory = filename if is_dir else os.path.dirname(filename)
-        found = [s for s in self.directories if s.matches(directory)]
-        found += [s for s in self.directory_regex if s.matches(directory)]
+        # The same few directories come back request after request.
+        found = self._directory_cache.get(directory)
+        if found is None:
+            found = [s for s in self.directories if s.matches(directory)]
+            found += [s for s in self.directory_regex if s.matches(directory)]
+            if len(self._directory_cache) < 4096:
+                self._directory_cache[directory] = found
+        if not self.files:
+            return list(found)
         base = os.path.basename(filename)
-        found += [
+        return found + [
             s
             for s in self.files
             if s.matches(base)
             and (s.within is None or directory == s.within or directory.startswith(s.within + "/"))
         ]
-        return found
 
     def merge(self, sections: list[Section]) -> dict[str, Any]:
         """The server's defaults with each section's per-dir configs merged over them in order."""
-        key = tuple(id(s) for s in sections)
+        key = tuple(sections)
         merged = self._cache.get(key)
         if merged is not None:
             return merged
