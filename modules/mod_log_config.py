@@ -191,47 +191,57 @@ def note_keepalives(r: Request) -> int:
     return OK
 
 
-Code = Callable[[Request, "str | None"], "str | None"]
-CODES: dict[str, Code] = {
-    "a": lambda r, a: r.connection.remote_ip,
-    "A": lambda r, a: r.connection.local_ip,
-    "b": lambda r, a: str(r.bytes_sent) if r.bytes_sent else None,
-    "B": lambda r, a: str(r.bytes_sent),
-    "C": _cookie,
-    "D": lambda r, a: str(int((time.perf_counter() - r.start) * 1_000_000)),
-    "e": lambda r, a: _optional(r.subprocess_env.get(a or "")),
-    "f": lambda r, a: None if r.filename is None else escape_path(r.filename),
-    "h": lambda r, a: r.connection.remote_ip,
-    "H": lambda r, a: escape_logitem(r.protocol),
-    "i": lambda r, a: _optional(r.headers_in.get_joined(a or "")),
-    "k": lambda r, a: str(r.notes.get(KEEPALIVES_NOTE, r.connection.keepalives)),
-    "l": lambda r, a: None,
-    "L": lambda r, a: None,
-    "m": lambda r, a: escape_logitem(r.method),
-    "n": lambda r, a: _optional(r.notes.get(a or "")),
-    "o": _header_out,
-    "p": _port,
-    "P": _pid,
-    "q": lambda r, a: escape_logitem(f"?{r.args}") if r.args else "",
-    "r": lambda r, a: escape_logitem(r.the_request),
-    "R": lambda r, a: _optional(r.handler),
-    "s": lambda r, a: str(r.status),
-    "t": _time,
-    "T": _elapsed,
-    "u": _user,
-    "U": lambda r, a: escape_path(r.uri),
-    "v": lambda r, a: _optional(r.server.server_hostname),
-    "V": lambda r, a: _optional(r.hostname or r.server.server_hostname),
-    "X": _connection_status,
+# Each format code is a Python expression over the request `r` and the code's argument `a`
+# (the text in braces, or None), with whether it may be None (logged as "-"). A format
+# compiles into one function that evaluates them in turn (see _compile).
+CODES: dict[str, tuple[str, bool]] = {
+    "a": ("r.connection.remote_ip", False),
+    "A": ("r.connection.local_ip", False),
+    "b": ('str(r.bytes_sent) if r.bytes_sent else "-"', False),
+    "B": ("str(r.bytes_sent)", False),
+    "C": ("_cookie(r, a)", True),
+    "D": ("str(int((time.perf_counter() - r.start) * 1_000_000))", False),
+    "e": ('_optional(r.subprocess_env.get(a or ""))', True),
+    "f": ("None if r.filename is None else escape_path(r.filename)", True),
+    "h": ("r.connection.remote_ip", False),
+    "H": ("escape_logitem(r.protocol)", False),
+    "i": ('_optional(r.headers_in.get_joined(a or ""))', True),
+    "k": ("str(r.notes.get(KEEPALIVES_NOTE, r.connection.keepalives))", False),
+    "l": ('"-"', False),
+    "L": ('"-"', False),
+    "m": ("escape_logitem(r.method)", False),
+    "n": ('_optional(r.notes.get(a or ""))', True),
+    "o": ("_header_out(r, a)", True),
+    "p": ("_port(r, a)", False),
+    "P": ("_pid(r, a)", False),
+    "q": ('escape_logitem(f"?{r.args}") if r.args else ""', False),
+    "r": ("escape_logitem(r.the_request)", False),
+    "R": ("_optional(r.handler)", True),
+    "s": ("str(r.status)", False),
+    "t": ("clf_time(r.request_time) if a is None else _time(r, a)", False),
+    "T": ("_elapsed(r, a)", False),
+    "u": ("_user(r, a)", True),
+    "U": ("escape_path(r.uri)", False),
+    "v": ("_optional(r.server.server_hostname)", True),
+    "V": ("_optional(r.hostname or r.server.server_hostname)", True),
+    "X": ("_connection_status(r, a)", False),
 }
 NEEDS_ARGUMENT = frozenset("Ceino")
+# What the expressions of CODES call.
+_CODE_NAMES = {
+    f.__name__: f
+    for f in (
+        _connection_status, _cookie, _elapsed, _header_out, _optional, _pid, _port, _time, _user,
+        clf_time, escape_logitem, escape_path,
+    )
+} | {"time": time, "KEEPALIVES_NOTE": KEEPALIVES_NOTE}
 
 
 @dataclass(frozen=True)
 class Item:
-    """One %-directive of a format (or, with `code` None, literal text in `arg`)."""
+    """One %-directive of a format by its letter (or, with `code` None, literal text in `arg`)."""
 
-    code: Code | None
+    code: str | None
     arg: str | None
     original: bool = False
     statuses: frozenset[int] | None = None
@@ -244,28 +254,48 @@ class LogFormat:
     def __init__(self, text: str) -> None:
         self.text = text
         self.items = tuple(_parse(text))
-        self._steps = tuple((i.code, i.arg, i.original, i.statuses, i.negate) for i in self.items)
-
-    def render(self, r: Request) -> str:
-        original = r
-        while original.prev is not None:
-            original = original.prev
-        out = []
-        append = out.append
-        for code, arg, use_original, statuses, negate in self._steps:
-            if code is None:
-                append(arg)
-                continue
-            req = original if use_original else r
-            if statuses is not None and (req.status in statuses) == negate:
-                append("-")
-                continue
-            value = code(req, arg)
-            append("-" if value is None else value)
-        return "".join(out)
+        self.render: Callable[[Request], str] = _compile(self.items)
 
     def __repr__(self) -> str:
         return f"<LogFormat {self.text!r}>"
+
+
+def _compile(items: tuple[Item, ...]) -> Callable[[Request], str]:
+    """One function for a whole format: no per-item dispatch at log time, which matters as
+    it runs for every request. Literals and arguments enter the source through repr()."""
+    lines = ["def render(final):"]
+    if any(item.original for item in items if item.code is not None):
+        lines += ["    original = final", "    while original.prev is not None:", "        original = original.prev"]
+    parts = []
+    bound = None  # the request `r` names at this point of the function
+    for i, item in enumerate(items):
+        if item.code is None:
+            parts.append(repr(item.arg))
+            continue
+        expression, optional = CODES[item.code]
+        request = "original" if item.original else "final"
+        if request != bound:
+            lines.append(f"    r = {request}")
+            bound = request
+        if "a" in compile(expression, "<format code>", "eval").co_names:
+            lines.append(f"    a = {item.arg!r}")
+        if item.statuses is not None:
+            # %400,501{...}i logs only for these statuses, %!200i for all others.
+            statuses = "{" + ", ".join(str(status) for status in sorted(item.statuses)) + "}"
+            lines.append(f"    if (r.status in {statuses}) == {item.negate!r}:")
+            lines.append(f'        v{i} = "-"')
+            lines.append("    else:")
+            lines.append(f"        v{i} = {expression}")
+        else:
+            lines.append(f"    v{i} = {expression}")
+        if optional:
+            lines.append(f"    if v{i} is None:")
+            lines.append(f'        v{i} = "-"')
+        parts.append(f"v{i}")
+    lines.append(f"    return \"\".join(({', '.join(parts)},))" if parts else "    return ''")
+    namespace = dict(_CODE_NAMES)
+    exec("\n".join(lines), namespace)  # noqa: S102 - our own expressions, repr() of config text
+    return namespace["render"]
 
 
 _LITERAL_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", '"': '"'}
@@ -324,8 +354,7 @@ def _parse(text: str) -> list[Item]:
             raise DirectiveError("LogFormat string ends in the middle of a % directive")
         letter = text[i]
         i += 1
-        code = CODES.get(letter)
-        if code is None:
+        if letter not in CODES:
             if letter in "IOS":
                 raise DirectiveError(f"LogFormat directive %{letter} needs byte counts on the wire (mod_logio), which pyhttpd does not keep")
             raise DirectiveError(f"Unrecognized LogFormat directive %{letter}")
@@ -336,7 +365,7 @@ def _parse(text: str) -> list[Item]:
             literal = []
         if original is None:
             original = letter in ORIGINAL_BY_DEFAULT
-        items.append(Item(code, arg, original, frozenset(statuses) if statuses else None, negate))
+        items.append(Item(letter, arg, original, frozenset(statuses) if statuses else None, negate))
     if literal:
         items.append(Item(None, "".join(literal)))
     return items
@@ -531,7 +560,7 @@ def log_transaction(r: Request) -> int:
     logs = r.server.module_config["log_config_module"].logs
     if logs:
         for entry in logs:
-            if entry.wanted(r):
+            if entry.env is None or entry.wanted(r):
                 assert entry.format is not None
                 if entry.log is None:
                     entry.log = LogFile(entry.path)

@@ -64,6 +64,7 @@ def test_combined_format_adds_referer_and_user_agent(tmp_path):
         ("%k %X %L", "0 + -"),
         ("%{sid}C|%{other}C", "abc|-"),
         ("100%% \\t|", "100% \t|"),
+        ("{%s} '%m' \\\\ \\\" \"\"\"", "{200} 'GET' \\ \" \"\"\""),
     ],
 )
 def test_format_codes(tmp_path, fmt, expected):
