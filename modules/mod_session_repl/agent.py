@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import gevent
@@ -65,6 +66,7 @@ from .wire import (
     FrameReader,
     FrameWriter,
     MessageType,
+    Payload,
     WireError,
     transfer_chunks,
 )
@@ -74,7 +76,7 @@ RECONNECT_MIN = 0.05
 RECONNECT_MAX = 2.0
 SETTLE_TIME = 3.0  # longest wait to learn who is alive before a state transfer
 MULTICAST_SETTLE = 1.5  # three heartbeats
-ANNOUNCE_INTERVAL = 1.0
+ANNOUNCE_INTERVAL = 1.0  # longest wait before reads are announced
 IDS_PER_FRAME = 5000
 MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, with room to spare
 AUTH_LOG_INTERVAL = 10.0
@@ -88,6 +90,47 @@ def _compact_json(value: Any) -> bytes:
 
 def _stderr_log(level: str, message: str) -> None:
     sys.stderr.write(f"[session_repl:{level}] {message}\n")
+
+
+def _ignore(ack: dict[str, Any]) -> None:
+    """An acknowledgement nobody waits for."""
+
+
+class _Waiting:
+    """A sync change waiting for its members' acknowledgements (or its deadline)."""
+
+    __slots__ = ("done", "deadline", "what", "members")
+
+    def __init__(self, done: Callable[[], None], deadline: float, what: str) -> None:
+        self.done: Callable[[], None] | None = done
+        self.deadline = deadline
+        self.what = what
+        self.members: set[Member] = set()
+
+    @property
+    def finished(self) -> bool:
+        return self.done is None
+
+    def expect(self, member: Member) -> Callable[[dict[str, Any]], None]:
+        """The acknowledgement callback for *member*."""
+        self.members.add(member)
+
+        def answered(ack: dict[str, Any]) -> None:
+            self.members.discard(member)
+            self.settle()
+
+        return answered
+
+    def settle(self) -> bool:
+        """Finish if nobody is left to wait for; whether finished."""
+        if not self.members:
+            self.finish()
+        return self.finished
+
+    def finish(self) -> None:
+        done, self.done = self.done, None
+        if done is not None:
+            done()
 
 
 @dataclass
@@ -118,6 +161,7 @@ class SessionAgent:
         self.transfer: dict[str, Any] = {"state": "pending"}
         self._transfer: _Transfer | None = None
         self._bytes = 0  # of the sessions' attributes, measured by the sweep
+        self._waiting: list[_Waiting] = []  # sync changes waiting for acknowledgements
         self._to_announce: set[str] = set()
         self._announced: dict[str, float] = {}
         self._auth_log: dict[str, tuple[float, int]] = {}
@@ -151,6 +195,7 @@ class SessionAgent:
             self.ready.set()
         self._greenlets.spawn(self._sweep_loop)
         self._greenlets.spawn(self._announce_loop)
+        self._greenlets.spawn(self._ack_timeout_loop)
         members = ", ".join(m.name for m in self.membership) or "none yet"
         where = f" on {self.cluster_address}" if self.settings.clustered else ""
         self.log(
@@ -252,6 +297,9 @@ class SessionAgent:
                 for frame in frames:
                     if self._may_wait(frame):
                         self._greenlets.spawn(answer_later, frame)
+                    elif frame.type in (MessageType.COMMIT, MessageType.INVALIDATE):
+                        # Answered when the members acknowledged (sync), without a greenlet.
+                        self._change(frame, partial(reply, frame.seq))
                     else:
                         reply(frame.seq, self._local_request(frame))
         finally:
@@ -270,7 +318,20 @@ class SessionAgent:
             if session is None:
                 return connected and not self.store.is_gone(session_id)
             return connected and self._needs_rebind(session.id)
-        return connected and frame.body.get("sync", self.settings.sync)
+        return frame.type is MessageType.CHANGE_SESSION_ID and connected
+
+    def _change(self, frame: Frame, answer: Callable[[dict[str, Any]], None]) -> None:
+        """Carry out a COMMIT or INVALIDATE from a child; *answer* gets the reply."""
+        body = frame.body
+        sync = body.get("sync", self.settings.sync)
+        try:
+            if frame.type is MessageType.COMMIT:
+                self.commit(body["id"], body["delta"], sync, answer)
+            else:
+                self.invalidate(body["id"], sync, answer)
+        except Exception as exc:  # a bug must not take the agent down with it
+            self.log("error", f"{frame.type.name} failed: {type(exc).__name__}: {exc}")
+            answer({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
     def _local_request(self, frame: Frame) -> dict[str, Any]:
         body = frame.body
@@ -281,11 +342,10 @@ class SessionAgent:
                 return {"ok": False, "error": "not ready: state transfer still running"}
             if frame.type is MessageType.GET:
                 return self.get(body["id"])
-            sync = body.get("sync", self.settings.sync)
-            if frame.type is MessageType.COMMIT:
-                return self.commit(body["id"], body["delta"], sync)
-            if frame.type is MessageType.INVALIDATE:
-                return self.invalidate(body["id"], sync)
+            if frame.type in (MessageType.COMMIT, MessageType.INVALIDATE):
+                result = AsyncResult()
+                self._change(frame, result.set)
+                return result.get()
             if frame.type is MessageType.CHANGE_SESSION_ID:
                 return self.change_id(body["old"], body["new"], self.settings.sync)
         except Exception as exc:  # a bug must not take the agent down with it
@@ -315,7 +375,7 @@ class SessionAgent:
             old_id, new_id = session.id, rebind(session.id, self.settings.route)
             if self.store.change_id(old_id, new_id, now):
                 self.counters["rebinds"] += 1
-                self._replicate(
+                self._replicate_and_wait(
                     new_id,
                     MessageType.CHANGE_SESSION_ID,
                     {"old": old_id, "new": new_id},
@@ -334,38 +394,53 @@ class SessionAgent:
             },
         }
 
-    def commit(self, session_id: str, raw_delta: dict[str, Any], sync: bool) -> dict[str, Any]:
-        """Apply a request's changes and replicate them; waits for acknowledgements when *sync*."""
+    def commit(
+        self,
+        session_id: str,
+        raw_delta: dict[str, Any],
+        sync: bool,
+        answer: Callable[[dict[str, Any]], None],
+    ) -> None:
+        """Apply a request's changes and replicate them.
+
+        *answer* gets the reply: at once, or in sync mode once every alive member
+        acknowledged (or ACK_TIMEOUT passed).
+        """
         try:
             delta = Delta.from_dict(raw_delta)
         except ValueError as exc:
-            return {"ok": False, "error": f"malformed delta: {exc}"}
+            answer({"ok": False, "error": f"malformed delta: {exc}"})
+            return
         size = self._oversize(session_id, delta, raw_delta)
         if size is not None:
             self.counters["oversize_commits"] += 1
-            return {
-                "ok": False,
-                "error": f"too large: the session would hold {size} bytes of attributes, "
-                f"more than the limit of {MAX_SESSION_BYTES}",
-            }
+            answer(
+                {
+                    "ok": False,
+                    "error": f"too large: the session would hold {size} bytes of attributes, "
+                    f"more than the limit of {MAX_SESSION_BYTES}",
+                }
+            )
+            return
         now = time.time()
         try:
             version = self.store.commit(session_id, delta, now)
         except (KeyError, ValueError):
-            return {"ok": False, "error": "gone"}
+            answer({"ok": False, "error": "gone"})
+            return
         self.counters["commits"] += 1
         session = self.store.get(session_id)
         resolved = session.id if session is not None else session_id
+        reply = {"ok": True, "version": version}
         if delta.invalidate:
-            self._replicate(resolved, MessageType.INVALIDATE, {"id": resolved}, sync, everyone=True)
+            msg_type, body, everyone = MessageType.INVALIDATE, {"id": resolved}, True
         else:
-            self._replicate(
-                resolved,
+            msg_type, body, everyone = (
                 MessageType.DELTA,
                 {"id": resolved, "version": version, "delta": raw_delta},
-                sync,
+                False,
             )
-        return {"ok": True, "version": version}
+        self._replicate(resolved, msg_type, body, sync, partial(answer, reply), everyone)
 
     def _oversize(self, session_id: str, delta: Delta, raw_delta: dict[str, Any]) -> int | None:
         """The size the session would have after *delta*, if that is over the limit.
@@ -386,20 +461,30 @@ class SessionAgent:
         size = len(_compact_json(attributes))
         return size if size > MAX_SESSION_BYTES else None
 
-    def invalidate(self, session_id: str, sync: bool) -> dict[str, Any]:
-        """End a session here and on every member."""
+    def invalidate(
+        self, session_id: str, sync: bool, answer: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """End a session here and on every member; *answer* as for :meth:`commit`."""
         session = self.store.get(session_id)
         resolved = session.id if session is not None else session_id
         self.store.invalidate(resolved, time.time())
         self.counters["invalidations"] += 1
-        self._replicate(resolved, MessageType.INVALIDATE, {"id": resolved}, sync, everyone=True)
-        return {"ok": True}
+        self._replicate(
+            resolved,
+            MessageType.INVALIDATE,
+            {"id": resolved},
+            sync,
+            partial(answer, {"ok": True}),
+            everyone=True,
+        )
 
     def change_id(self, old_id: str, new_id: str, sync: bool) -> dict[str, Any]:
         """Give a session a new id (as at login); the old one resolves for a while."""
         if not self.store.change_id(old_id, new_id, time.time()):
             return {"ok": False, "error": "gone"}
-        self._replicate(new_id, MessageType.CHANGE_SESSION_ID, {"old": old_id, "new": new_id}, sync)
+        self._replicate_and_wait(
+            new_id, MessageType.CHANGE_SESSION_ID, {"old": old_id, "new": new_id}, sync
+        )
         return {"ok": True}
 
     # -- replication -------------------------------------------------------------------------
@@ -418,39 +503,72 @@ class SessionAgent:
         msg_type: MessageType,
         body: dict[str, Any],
         sync: bool,
+        done: Callable[[], None],
         everyone: bool = False,
     ) -> None:
-        if not self.settings.clustered:
+        """Send a change to its members; call *done* once every alive member applied it
+        (sync), or at once (async, or nobody to wait for)."""
+        links = self._targets(session_id, everyone) if self.settings.clustered else []
+        if not links:
+            done()
             return
-        now = time.monotonic()
-        waits = []
-        for link in self._targets(session_id, everyone):
-            result = AsyncResult()
-            self._send_change(link, session_id, msg_type, body, result)
-            if sync and link.member.state(now) == "alive":
-                waits.append((link.member, result))
         self.counters[f"sent_{msg_type.name.lower()}"] += 1
-        if not waits:
+        try:
+            payload = Payload.of(msg_type, {**body, "ack": True}, local=False)
+        except FrameError as exc:
+            self.log("error", f"{msg_type.name} of {session_id} not replicated: {exc}")
+            done()
             return
-        gevent.wait([result for _, result in waits], timeout=ACK_TIMEOUT)
         now = time.monotonic()
-        for member, result in waits:
-            if not result.ready():
-                member.ack_timed_out(now)
-                self.counters["ack_timeouts"] += 1
-                self.log(
-                    "warn",
-                    f"member {member.name} did not acknowledge {msg_type.name} of {session_id} "
-                    f"within {ACK_TIMEOUT:.0f} s; suspecting it",
-                )
+        waiting = _Waiting(done, now + ACK_TIMEOUT, f"{msg_type.name} of {session_id}")
+        for link in links:
+            expected = sync and link.member.state(now) == "alive"
+            self._send_change(link, session_id, msg_type, payload, waiting.expect(link.member) if expected else None)
+        if not waiting.settle():
+            self._waiting.append(waiting)
+
+    def _replicate_and_wait(
+        self,
+        session_id: str,
+        msg_type: MessageType,
+        body: dict[str, Any],
+        sync: bool,
+        everyone: bool = False,
+    ) -> None:
+        done = Event()
+        self._replicate(session_id, msg_type, body, sync, done.set, everyone)
+        done.wait()
+
+    def _ack_timeout_loop(self) -> None:
+        while not self.stopped.wait(min(0.1, ACK_TIMEOUT / 10)):
+            if not self._waiting:
+                continue
+            now = time.monotonic()
+            still = []
+            for waiting in self._waiting:
+                if waiting.finished:
+                    continue
+                if now < waiting.deadline:
+                    still.append(waiting)
+                    continue
+                for member in waiting.members:
+                    member.ack_timed_out(now)
+                    self.counters["ack_timeouts"] += 1
+                    self.log(
+                        "warn",
+                        f"member {member.name} did not acknowledge {waiting.what} "
+                        f"within {ACK_TIMEOUT:g} s; suspecting it",
+                    )
+                waiting.finish()
+            self._waiting = still
 
     def _send_change(
         self,
         link: PeerLink,
         session_id: str,
         msg_type: MessageType,
-        body: dict[str, Any],
-        result: AsyncResult,
+        payload: Payload,
+        on_applied: Callable[[dict[str, Any]], None] | None,
     ) -> None:
         def acknowledged(ack: dict[str, Any]) -> None:
             if ack.get("result") in ("missing", "gap"):
@@ -460,12 +578,13 @@ class SessionAgent:
                     link.request(
                         MessageType.ALL_SESSION_DATA,
                         {"sessions": records, "chunk": 0, "ack": True},
-                        result.set,
+                        on_applied or _ignore,
                     )
                     return
-            result.set(ack)
+            if on_applied is not None:
+                on_applied(ack)
 
-        link.request(msg_type, {**body, "ack": True}, acknowledged)
+        link.request(msg_type, payload, acknowledged)
 
     def _records(self, ids: list[str]) -> list[dict[str, Any]]:
         records = self.store.snapshot(time.time(), ids)
@@ -506,12 +625,12 @@ class SessionAgent:
     def _note_access(self, session_id: str, max_inactive: int, now: float) -> None:
         if not self.settings.clustered:
             return
-        window = max(ANNOUNCE_INTERVAL, max_inactive / 4)
+        window = max(self.announce_interval(), max_inactive / 4)
         if now - self._announced.get(session_id, 0.0) >= window:
             self._to_announce.add(session_id)
 
     def _announce_loop(self) -> None:
-        while not self.stopped.wait(ANNOUNCE_INTERVAL):
+        while not self.stopped.wait(self.announce_interval()):
             if not self._to_announce:
                 continue
             ids, self._to_announce = sorted(self._to_announce), set()
@@ -526,6 +645,12 @@ class SessionAgent:
             chunk = ids[start : start + IDS_PER_FRAME]
             for link in links:
                 link.send(msg_type, {"ids": chunk})
+
+    def announce_interval(self) -> float:
+        """Seconds between access announcements: an eighth of the max inactive time,
+        within 0.1-1 s, so replicas hear of reads well before they would expire."""
+        max_inactive = self.settings.max_inactive
+        return ANNOUNCE_INTERVAL if max_inactive <= 0 else min(ANNOUNCE_INTERVAL, max(0.1, max_inactive / 8))
 
     def sweep_interval(self) -> float:
         """Seconds between expiry sweeps: a quarter of the max inactive time, within 0.25-5 s."""
@@ -543,7 +668,7 @@ class SessionAgent:
         """Expire idle sessions and tell the members; the ids expired."""
         expired = self.store.expire(now)
         # An announcement older than the longest coalescing window no longer holds one back.
-        horizon = now - max(ANNOUNCE_INTERVAL, self.settings.max_inactive / 4)
+        horizon = now - max(self.announce_interval(), self.settings.max_inactive / 4)
         self._announced = {k: t for k, t in self._announced.items() if t > horizon}
         if expired:
             self.counters["expired"] += len(expired)
@@ -685,10 +810,7 @@ class SessionAgent:
 
     def _ack(self, link: PeerLink, frame: Frame, result: str, error: str = "") -> None:
         if frame.body.get("ack"):
-            body = {"seq": frame.seq, "result": result}
-            if error:
-                body["error"] = error
-            link.send(MessageType.ACK, body)
+            link.acknowledge(frame.seq, result, error)
 
     def _on_frame(self, link: PeerLink, frame: Frame) -> None:
         body = frame.body

@@ -132,18 +132,21 @@ class AgentClient:
     def call(self, msg_type: MessageType, body: dict[str, Any]) -> dict[str, Any]:
         """Send one request and return the agent's reply.
 
-        A connection lost before the reply (the agent died) is retried once on a
-        new one: every request is safe to repeat.
+        A connection lost before the reply (the agent died, or is dying while its
+        successor starts) is retried on a new one for up to *connect_wait* seconds:
+        every request is safe to repeat.
         """
-        for attempt in (1, 2):
+        deadline = time.monotonic() + self.connect_wait
+        while True:
             conn = self._connect()
             try:
                 reply = conn.call(msg_type, body, self.timeout)
             except FrameError as exc:
                 raise SessionTooLarge(str(exc)) from None
             except ConnectionError as exc:
-                if attempt == 2:
+                if time.monotonic() >= deadline:
                     raise SessionStoreUnavailable(f"the session agent went away: {exc}") from None
+                gevent.sleep(RETRY_INTERVAL)
                 continue
             except TimeoutError:
                 raise SessionStoreUnavailable(
@@ -152,7 +155,6 @@ class AgentClient:
             if not reply["ok"] and reply.get("error", "").startswith("not ready"):
                 raise SessionStoreUnavailable(f"the session agent is {reply['error']}")
             return reply
-        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Drop the connection (a new one is made on the next request)."""

@@ -29,9 +29,9 @@ STATIC_DROP_TIME = 5.0  # Tomcat's StaticMembershipService expirationTime
 MULTICAST_DROP_TIME = 3.0  # Tomcat's McastService dropTime
 
 
-@dataclass
+@dataclass(eq=False)
 class Member:
-    """One other node of the cluster, as this node sees it."""
+    """One other node of the cluster, as this node sees it (compared by identity)."""
 
     address: Address
     static: bool = True

@@ -32,6 +32,7 @@ from .wire import (
     FrameReader,
     FrameWriter,
     MessageType,
+    Payload,
     WireError,
 )
 
@@ -112,7 +113,8 @@ class PeerLink:
         self._on_hello = on_hello
         self._on_frame = on_frame
         self._on_close = on_close
-        self._queue: deque[tuple[MessageType, dict[str, Any], AckCallback | None]] = deque()
+        self._queue: deque[tuple[MessageType, dict[str, Any] | Payload, AckCallback | None]] = deque()
+        self._acks: list[int] = []  # frames applied, to acknowledge together
         self._wake = Event()
         self._pending: dict[int, tuple[AckCallback, float, MessageType]] = {}
         self.ready = Event()  # set when the peer's HELLO was accepted
@@ -160,19 +162,40 @@ class PeerLink:
             gevent.spawn(self._ping_loop),
         ]
 
-    def send(self, msg_type: MessageType, body: dict[str, Any]) -> None:
-        """Queue a frame that needs no answer."""
+    def send(self, msg_type: MessageType, body: dict[str, Any] | Payload) -> None:
+        """Queue a frame that needs no answer (*body* may be an encoded Payload)."""
         if not self.closed.is_set():
             self._queue.append((msg_type, body, None))
             self._wake.set()
 
-    def request(self, msg_type: MessageType, body: dict[str, Any], callback: AckCallback) -> None:
+    def request(
+        self, msg_type: MessageType, body: dict[str, Any] | Payload, callback: AckCallback
+    ) -> None:
         """Queue a frame whose answer goes to *callback* (``{"result": "lost"}`` if the link ends first)."""
         if self.closed.is_set():
             callback(LOST)
             return
         self._queue.append((msg_type, body, callback))
         self._wake.set()
+
+    def acknowledge(self, seq: int, result: str, error: str = "") -> None:
+        """Answer the peer's frame *seq*; plain "applied" answers leave together, one ACK
+        per batch of frames received."""
+        if result == "applied" and not error:
+            self._acks.append(seq)
+            return
+        body: dict[str, Any] = {"seq": seq, "result": result}
+        if error:
+            body["error"] = error
+        self.send(MessageType.ACK, body)
+
+    def _flush_acks(self) -> None:
+        acks, self._acks = self._acks, []
+        if acks:
+            body: dict[str, Any] = {"seq": acks[0], "result": "applied"}
+            if len(acks) > 1:
+                body["also"] = acks[1:]
+            self.send(MessageType.ACK, body)
 
     def close(self, reason: str, error: WireError | None = None) -> None:
         """End the link; unanswered requests are answered with ``lost``."""
@@ -212,7 +235,10 @@ class PeerLink:
                 while self._queue and len(chunks) < MAX_BATCH:
                     msg_type, body, callback = self._queue.popleft()
                     try:
-                        chunks.append(self._writer.encode(msg_type, body))
+                        if isinstance(body, Payload):
+                            chunks.append(self._writer.encode_payload(msg_type, body))
+                        else:
+                            chunks.append(self._writer.encode(msg_type, body))
                     except WireError as exc:
                         if callback is not None:
                             callback({"result": "error", "error": str(exc)})
@@ -245,6 +271,7 @@ class PeerLink:
                 if self.closed.is_set():
                     return
                 self._dispatch(frame)
+            self._flush_acks()
 
     def _dispatch(self, frame: Frame) -> None:
         msg_type = frame.type
@@ -258,6 +285,8 @@ class PeerLink:
             self.ready.set()
         elif msg_type is MessageType.ACK:
             self._answer(frame.body["seq"], frame.body)
+            for seq in frame.body.get("also", ()):
+                self._answer(seq, frame.body)
         elif msg_type is MessageType.ALL_SESSION_DATA and "re" in frame.body:
             self._answer(frame.body["re"], frame.body)
         elif msg_type is not MessageType.PING:

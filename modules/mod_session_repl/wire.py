@@ -167,7 +167,18 @@ _CLUSTER: dict[MessageType, _Schema] = {
     MessageType.PING: ({}, {"ts": _COUNT}),
     # "ack": true asks for an ACK once applied; the ACK's "seq" is that of the frame it answers.
     MessageType.DELTA: ({"id": _SESSION_ID, "version": _COUNT, "delta": _OBJECT}, {"ack": _BOOL}),
-    MessageType.ACK: ({"seq": _COUNT}, {"result": _STR, "error": _STR}),
+    # "also" lists more frames applied: one ACK answers a batch of DELTAs.
+    MessageType.ACK: (
+        {"seq": _COUNT},
+        {
+            "result": _STR,
+            "error": _STR,
+            "also": (
+                lambda v: isinstance(v, list) and all(type(x) is int and x >= 0 for x in v),
+                "a list of sequence numbers",
+            ),
+        },
+    ),
     MessageType.INVALIDATE: ({"id": _SESSION_ID}, {"ack": _BOOL}),
     MessageType.EXPIRE: ({"ids": _SESSION_IDS}, {}),
     MessageType.ACCESSED: ({"ids": _SESSION_IDS}, {}),
@@ -282,23 +293,23 @@ class FrameWriter:
 
     def encode(self, msg_type: MessageType, body: dict[str, Any]) -> bytes:
         """The bytes of one frame; FrameError if *body* breaks the schema or the size limit."""
+        return self.encode_payload(msg_type, Payload.of(msg_type, body, local=self._secret is None))
+
+    def encode_payload(self, msg_type: MessageType, payload: Payload) -> bytes:
+        """The bytes of one frame around a :class:`Payload` made once for several connections."""
         local = self._secret is None
-        check_body(msg_type, body, local=local)
+        if payload.type is not msg_type or payload.local is not local:
+            raise FrameError(f"a {payload.type.name} payload cannot make a {msg_type.name} frame here")
         if local or msg_type in _UNBOUND:
             link = _NO_LINK
         elif self.peer_nonce is None:
             raise FrameError(f"{msg_type.name} before the peer's HELLO: no nonce to bind it to")
         else:
             link = self.peer_nonce
-        try:
-            payload = json.dumps(
-                body, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-            ).encode()
-        except (TypeError, ValueError) as exc:
-            raise FrameError(f"{msg_type.name}: payload is not JSON: {exc}") from None
-        if len(payload) > self.max_frame:
+        data = payload.data
+        if len(data) > self.max_frame:
             raise FrameError(
-                f"{msg_type.name}: payload of {len(payload)} bytes exceeds the limit of {self.max_frame}"
+                f"{msg_type.name}: payload of {len(data)} bytes exceeds the limit of {self.max_frame}"
             )
         self.seq += 1
         header = _HEADER.pack(
@@ -309,10 +320,33 @@ class FrameWriter:
             len(self._sender),
             self.seq,
             link,
-            len(payload),
+            len(data),
         )
-        frame = header + self._sender + payload
+        frame = header + self._sender + data
         return frame if self._secret is None else frame + _tag(self._secret, frame)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A frame's body checked against its schema and encoded, ready for any connection.
+
+    A change sent to every member is encoded once and framed (numbered, bound,
+    tagged) per connection.
+    """
+
+    type: MessageType
+    local: bool
+    data: bytes
+
+    @classmethod
+    def of(cls, msg_type: MessageType, body: dict[str, Any], *, local: bool) -> Payload:
+        """*body* checked and encoded; FrameError if it breaks the schema or is not JSON."""
+        check_body(msg_type, body, local=local)
+        try:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise FrameError(f"{msg_type.name}: payload is not JSON: {exc}") from None
+        return cls(msg_type, local, data.encode())
 
 
 class FrameReader:
