@@ -9,8 +9,10 @@ later frame is bound to the peer's nonce and tagged with the cluster secret
 
 Frames queue per link and one writer greenlet sends them in order, so a slow
 peer only slows its own link.  A request may wait for its answer: an ACK names
-the request's sequence number in ``seq``, an ALL_SESSION_DATA answering a PULL
-in ``re``.  The round trip of each acknowledged DELTA is the replication lag.
+the request's sequence number in ``seq`` (and, answering a batch, the others in
+``also``: the frames applied from one receive are acknowledged together), an
+ALL_SESSION_DATA answering a PULL in ``re``.  The round trip of each
+acknowledged DELTA is the replication lag.
 """
 
 from __future__ import annotations
