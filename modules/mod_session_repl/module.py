@@ -364,9 +364,13 @@ class SessionReplModule(Module):
     def fixups(self, r: Request) -> int:
         prev = r.prev
         while prev is not None:  # an internal redirect keeps the session of its request
-            if NOTE in prev.notes:
-                r.notes[NOTE] = prev.notes[NOTE]
-                r.notes.setdefault("wsgi_environ", {})[NOTE] = prev.notes[NOTE]
+            session = prev.notes.get(NOTE)
+            if session is not None:
+                session.adopt(r)
+                r.notes[NOTE] = session
+                environ = r.notes.setdefault("wsgi_environ", {})
+                environ[NOTE] = session
+                environ[ROUTE_NOTE] = self.settings(r.config).route
                 return OK
             prev = prev.prev
         cfg: SessionReplConfig = r.server_config(NAME)

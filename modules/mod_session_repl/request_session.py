@@ -63,6 +63,7 @@ class RequestSession(MutableMapping[str, JSONValue]):
         self._sync = sync
         self._log = log
         self._session: Session | None = None
+        self._cookie: str | None = None
         self._looked_up = False
         self._found: Session | None = None
         self.failure: str | None = None
@@ -112,7 +113,15 @@ class RequestSession(MutableMapping[str, JSONValue]):
             parts.append("Secure")
         parts.append("HttpOnly")
         parts.append(f"SameSite={cfg.cookie_same_site or 'Lax'}")
-        self._r.err_headers_out.add("Set-Cookie", "; ".join(parts))
+        self._cookie = "; ".join(parts)
+        self._r.err_headers_out.add("Set-Cookie", self._cookie)
+
+    def adopt(self, r: Request) -> None:
+        """Serve *r*, an internal redirect of this session's request, from now on (the
+        response, and so the session cookie, is now that request's)."""
+        if self._cookie is not None:
+            r.err_headers_out.add("Set-Cookie", self._cookie)
+        self._r = r
 
     @property
     def exists(self) -> bool:

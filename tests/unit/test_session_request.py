@@ -328,3 +328,24 @@ def test_the_status_handler_shows_the_store(server):
     server.request(uri="/status?auto")
     text = b"".join(e[1] for e in server.events if e[0] == "write").decode()
     assert "SessionStore: fake" in text and "SessionStoreReachable: 1" in text
+
+
+def test_an_error_page_reached_by_internal_redirect_keeps_the_session_and_its_cookie(server):
+    from pyhttpd.http_request import internal_redirect
+
+    seen = []
+
+    def app(r, session):
+        if r.prev is None:
+            session["from"] = "first"
+            internal_redirect(r, "/error-page")
+            return OK
+        seen.append((session["from"], r.notes["wsgi_environ"]["pyhttpd.route"]))
+        return body(r, [b"error page"])
+
+    server.app = app
+    server.request()
+    assert seen == [("first", "node1")]
+    (cookie,) = set_cookies(server.events)
+    assert [e[0] for e in server.events if e[0] == "commit"] == ["commit"]
+    assert cookie.split(";")[0].split("=")[1] in server.store.sessions
