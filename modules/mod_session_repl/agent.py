@@ -12,8 +12,9 @@ to every one in ``delta`` replication, to the session's backup member in
 ``backup`` replication.  In sync mode the reply to the child waits until each
 alive member acknowledged having *applied* the change, or until
 ``ACK_TIMEOUT``; a member that misses it is suspected and later commits stop
-waiting for it.  A member that answers ``missing`` or ``gap`` gets the whole
-session.
+waiting for it.  The waiting costs no greenlet: the reply leaves from the last
+acknowledgement's callback, and one loop handles the overdue ones.  A member
+that answers ``missing`` or ``gap`` gets the whole session.
 
 Reads and expiry: accesses are announced to the members in batches, at most
 once per session per quarter of its max inactive time; expiry sweeps remove
