@@ -9,7 +9,9 @@ beforehand, on node1 over HTTP. Runs:
 3. sync:  the same with SessionReplicationMode sync (the response waits for both
           members to apply each change).
 
-Prints requests/s and p99 latency of each, the cost of replication against "off", and the
+Prints requests/s and p99 latency of each, the cost of replication against "off", the CPU
+time per request on node1 (children and agent) and on its members (which on one machine
+take CPU from node1: compare the CPU figures when the box is small or busy), and the
 replication lag (p50/p99 of DELTA -> applied ACK round trips, from node1's status), under
 the full load and again at light load (one connection).
 
@@ -18,7 +20,7 @@ of a two-node sync cluster and prints the resident memory of each node's session
 and children.
 
     python bench/sessions.py [--duration 10] [--connections 32] [--threads 2]
-                             [--sessions 1000] [--memory 100000]
+                             [--sessions 1000] [--memory 100000] [--pin]
 
 Needs wrk.
 """
@@ -89,12 +91,15 @@ def start_cluster(mode: str, threads_per_child: int) -> list[Node]:
     return nodes
 
 
-def wrk(url: str, script: str, duration: str, connections: int, threads: int) -> tuple[float, float, str]:
+def wrk(
+    url: str, script: str, duration: str, connections: int, threads: int, cpus: str | None = None
+) -> tuple[float, float, str]:
     """Requests/s, p99 latency (ms) and the report of one wrk run with a Lua script."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
+    pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
-        ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration}", "-s", f.name, url],
+        [*pin, "wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration}", "-s", f.name, url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     Path(f.name).unlink()
@@ -111,10 +116,25 @@ def status(node: Node) -> dict:
         return json.loads(r.read())
 
 
+def pin(node: Node, cpus: list[int]) -> None:
+    """Keep a node's master, children and agent on *cpus* (new children inherit it)."""
+    master = psutil.Process(node.server.pid)
+    for process in [master, *master.children(recursive=True)]:
+        process.cpu_affinity(cpus)
+
+
 def write_run(mode: str, args: argparse.Namespace) -> dict:
     nodes = start_cluster(mode, args.threads_per_child)
     try:
         node1 = nodes[0]
+        load_cpus = None
+        if args.pin:  # node1 on the first half of the CPUs; its members and wrk on the rest
+            cpus = sorted(psutil.Process().cpu_affinity())
+            half = max(1, len(cpus) // 2)
+            pin(node1, cpus[:half])
+            for node in nodes[1:]:
+                pin(node, cpus[half:] or cpus)
+            load_cpus = ",".join(map(str, cpus[half:] or cpus))
         ids = []
         for _ in range(args.sessions):
             browser = Browser(node1.port)
@@ -122,10 +142,16 @@ def write_run(mode: str, args: argparse.Namespace) -> dict:
             ids.append(browser.session_id)
         script = WRITE_SCRIPT % (",".join(f'"{i}"' for i in ids), WRITE_BYTES)
         url = f"http://127.0.0.1:{node1.port}/app/write"
-        wrk(url, script, "3s", args.connections, args.threads)  # warm up
-        rps, p99, _ = wrk(url, script, f"{args.duration}s", args.connections, args.threads)
+        wrk(url, script, "3s", args.connections, args.threads, load_cpus)  # warm up
+        cpu_before = [cpu_seconds(n) for n in nodes]
+        rps, p99, _ = wrk(url, script, f"{args.duration}s", args.connections, args.threads, load_cpus)
+        cpu = [after - before for after, before in zip((cpu_seconds(n) for n in nodes), cpu_before, strict=True)]
         loaded = status(node1)
-        result = {"mode": mode, "rps": rps, "p99": p99, "lag_p50": loaded["lag_p50_ms"], "lag_p99": loaded["lag_p99_ms"]}
+        requests = rps * args.duration
+        result = {
+            "mode": mode, "rps": rps, "p99": p99, "lag_p50": loaded["lag_p50_ms"], "lag_p99": loaded["lag_p99_ms"],
+            "cpu_node1": cpu[0] / requests * 1e6, "cpu_peers": sum(cpu[1:]) / requests * 1e6,
+        }  # fmt: skip
         if mode != "off":
             # Lag without saturation: the links keep their last 2048 round trips, all from this run.
             light_rps, _, _ = wrk(url, script, "4s", 2, 1)
@@ -135,6 +161,15 @@ def write_run(mode: str, args: argparse.Namespace) -> dict:
     finally:
         for node in nodes:
             node.close()
+
+
+def cpu_seconds(node: Node) -> float:
+    """CPU time used so far by a node's children and session agent."""
+    total = 0.0
+    for process in psutil.Process(node.server.pid).children(recursive=True):
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def memory_mb(node: Node) -> dict[str, float]:
@@ -201,18 +236,30 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--memory", type=int, default=100_000, help="0 skips the memory run")
     parser.add_argument("--modes", default="off,async,sync")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run node1 on half the CPUs and its members and wrk on the other half, "
+        "as if node1 had a machine of its own",
+    )
     args = parser.parse_args()
 
     results = [write_run(mode, args) for mode in args.modes.split(",") if mode]
     base = next((r["rps"] for r in results if r["mode"] == "off"), None)
     if results:
-        print(f"\nsession writes, {args.sessions} sessions, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, node1 of 2 children")
-        print(f"{'replication':12}{'req/s':>10}{'p99 ms':>9}{'vs off':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}")
+        print(f"\nsession writes, {args.sessions} sessions, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, node1 of 2 children" + (", node1 on CPUs of its own" if args.pin else ""))
+        print(
+            f"{'replication':12}{'req/s':>10}{'p99 ms':>9}{'vs off':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}"
+            f"{'CPU us/req node1':>18}{'peers':>8}"
+        )
     for r in results:
         ratio = f"{r['rps'] / base:8.2f}x" if base else "        -"
         lag50 = f"{r['lag_p50']:12.2f}" if r["lag_p50"] is not None else f"{'-':>12}"
         lag99 = f"{r['lag_p99']:12.2f}" if r["lag_p99"] is not None else f"{'-':>12}"
-        print(f"{r['mode']:12}{r['rps']:10.0f}{r['p99']:9.2f}{ratio}{lag50}{lag99}")
+        print(
+            f"{r['mode']:12}{r['rps']:10.0f}{r['p99']:9.2f}{ratio}{lag50}{lag99}"
+            f"{r['cpu_node1']:18.0f}{r['cpu_peers']:8.0f}"
+        )
     for r in results:
         if "light_rps" in r:
             print(
