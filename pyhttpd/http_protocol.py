@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import time
 import traceback
 from collections import deque
@@ -75,6 +76,9 @@ _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZab
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length"))
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Lengths of the request header names the protocol reads itself (Host, Expect, Connection,
+# Content-Length, Transfer-Encoding): other names are not even lowercased.
+_FRAMING_NAME_LENGTHS = frozenset((4, 6, 10, 14, 17))
 
 # How the response body is framed; decided when the head is sent.
 _HEAD_PENDING = 0
@@ -94,34 +98,29 @@ class _Refusal(Exception):
 
 
 class _Message:
-    """One request as llhttp delivers it: head fields, then body pieces."""
+    """One request as llhttp delivers it: head fields, then body pieces. What most requests
+    leave unset stays a class attribute (a message is made for every request)."""
 
-    __slots__ = (
-        "url", "url_len", "headers", "nfields", "headers_done", "method", "version",
-        "keep_alive", "host", "hosts", "content_length", "transfer_encoding", "expect",
-        "connection", "body", "complete", "error", "expect_100", "continue_sent",
-    )
+    url = b""
+    nfields = 0
+    headers_done = False
+    method = b""
+    version = "1.1"
+    keep_alive = False
+    host: str | None = None
+    hosts = 0
+    content_length: int | None = None
+    transfer_encoding: str | None = None
+    expect: str | None = None
+    connection = ""
+    complete = False
+    error: _Refusal | None = None
+    expect_100 = False
+    continue_sent = False
 
     def __init__(self) -> None:
-        self.url = b""
-        self.url_len = 0
         self.headers: list[tuple[str, str]] = []
-        self.nfields = 0
-        self.headers_done = False
-        self.method = b""
-        self.version = "1.1"
-        self.keep_alive = False
-        self.host: str | None = None
-        self.hosts = 0
-        self.content_length: int | None = None
-        self.transfer_encoding: str | None = None
-        self.expect: str | None = None
-        self.connection = ""
         self.body: deque[bytes] = deque()
-        self.complete = False
-        self.error: _Refusal | None = None
-        self.expect_100 = False
-        self.continue_sent = False
 
 
 class HttpConnection:
@@ -160,6 +159,7 @@ class HttpConnection:
             self._limit_line + 2 + max(self._limit_fields, 100) * (self._limit_field + 2) + 2, 2 * RECV_SIZE
         )
         self._line_cap = max(self._limit_field, self._limit_line + 32) + 2
+        self._max_fields = self._limit_fields or sys.maxsize  # LimitRequestFields 0: no limit
         self._header_timeout: ReadTimeout | None = core.header_read_timeout
         self._server: Server = self._base_server  # the last request's, for keep-alive
         # reading
@@ -490,8 +490,7 @@ class HttpConnection:
             return
         msg = self._parsing
         msg.url += piece
-        msg.url_len += len(piece)
-        if msg.url_len > self._limit_line:
+        if len(msg.url) > self._limit_line:
             self._refuse_in_parser(414, f"request failed: client's request-line exceeds LimitRequestLine (longer than {self._limit_line})")
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -499,7 +498,7 @@ class HttpConnection:
             return
         msg = self._parsing
         msg.nfields += 1
-        if self._limit_fields and msg.nfields > self._limit_fields:
+        if msg.nfields > self._max_fields:
             self._refuse_in_parser(400, "request failed: Number of request headers exceeds set limit")
         if len(name) + len(value) + 2 > self._limit_field:
             self._refuse_in_parser(400, "request failed: Request header exceeds LimitRequestFieldSize: " + name.decode("latin-1")[:80])
@@ -508,7 +507,7 @@ class HttpConnection:
         n = name.decode("latin-1")
         v = value.decode("latin-1")
         msg.headers.append((n, v))
-        if len(n) in (4, 6, 10, 14, 17):
+        if len(n) in _FRAMING_NAME_LENGTHS:
             lname = n.lower()
             if lname == "host":
                 msg.hosts += 1
@@ -532,7 +531,7 @@ class HttpConnection:
         msg.version = parser.get_http_version()
         msg.keep_alive = parser.should_keep_alive()
         msg.headers_done = True
-        if len(msg.method) + msg.url_len + len(msg.version) + 7 > self._limit_line:
+        if len(msg.method) + len(msg.url) + len(msg.version) + 7 > self._limit_line:
             msg.error = _Refusal(414, f"request failed: client's request-line exceeds LimitRequestLine (longer than {self._limit_line})")
         self._head_bytes = 0
         self._line_len = 0

@@ -75,6 +75,42 @@ class Request:
     """One request (request_rec). Handlers read `headers_in`, set `status`, `content_type`
     and `headers_out`, then call write()/sendfile(); headers go out on the first write."""
 
+    # Fields most requests leave as they are start out as these class attributes: a request
+    # is built for every request, and what __init__ does not store costs nothing.
+    # request line
+    the_request = ""
+    method = "GET"
+    unparsed_uri = "/"
+    uri = "/"  # decoded, normalised path
+    args: str | None = None  # query string
+    protocol = "HTTP/1.1"
+    proto_num = 1001
+    hostname: str | None = None
+    header_only = False  # HEAD
+    # response
+    status = 200
+    status_line: str | None = None
+    content_type: str | None = None
+    handler: str | None = None
+    bytes_sent = 0
+    headers_sent = False
+    keepalive = True  # the protocol may clear it (Connection: close, errors)
+    # mapping
+    filename: str | None = None
+    canonical_filename: str | None = None
+    path_info = ""
+    finfo: Any = None  # os.stat_result of filename, when it exists
+    # auth
+    user: str | None = None
+    ap_auth_type: str | None = None
+    # body
+    remaining: int | None = None  # Content-Length, None when chunked or unknown
+    read_length = 0
+    body_limit = 0  # LimitRequestBody in force (0: none)
+    is_https = False
+    scheme = "http"
+    prev: Request | None = None  # the request an internal redirect came from
+
     def __init__(self, config: Config, connection: Connection, transport: Transport) -> None:
         self.config = config
         self.connection = connection
@@ -82,48 +118,18 @@ class Request:
         self.server: Server = config.main_server
         self.request_time = time.time()
         self.start = time.perf_counter()
-        # request line
-        self.the_request = ""
-        self.method = "GET"
-        self.unparsed_uri = "/"
-        self.uri = "/"  # decoded, normalised path
-        self.args: str | None = None  # query string
-        self.protocol = "HTTP/1.1"
-        self.proto_num = 1001
-        self.hostname: str | None = None
-        self.header_only = False  # HEAD
         # headers and tables
         self.headers_in = Headers()
         self.headers_out = Headers()
         self.err_headers_out = Headers()  # kept on error responses too
         self.subprocess_env: dict[str, str] = {}
         self.notes: dict[str, Any] = {}
-        # response
-        self.status = 200
-        self.status_line: str | None = None
-        self.content_type: str | None = None
-        self.handler: str | None = None
-        self.bytes_sent = 0
-        self.headers_sent = False
-        self.keepalive = True  # the protocol may clear it (Connection: close, errors)
-        # mapping
-        self.filename: str | None = None
-        self.canonical_filename: str | None = None
-        self.path_info = ""
-        self.finfo: Any = None  # os.stat_result of filename, when it exists
-        # auth
-        self.user: str | None = None
-        self.ap_auth_type: str | None = None
         # config
         self.per_dir_config: dict[str, Any] = {}
         self.request_config: dict[str, Any] = {}
-        # body
-        self.remaining: int | None = None  # Content-Length, None when chunked or unknown
-        self.read_length = 0
-        self.body_limit = 0  # LimitRequestBody in force (0: none)
-        self.is_https = connection.is_ssl
-        self.scheme = "https" if connection.is_ssl else "http"
-        self.prev: Request | None = None  # the request an internal redirect came from
+        if connection.is_ssl:
+            self.is_https = True
+            self.scheme = "https"
 
     # -- config --------------------------------------------------------------------------
 
