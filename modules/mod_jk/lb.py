@@ -219,16 +219,27 @@ def _cookie_values(header: str, name: str) -> Iterator[str]:
 
 
 class _Selection:
-    """One request's view of the members: shm states, overridden by local failures."""
+    """One request's view of the members: shm states, overridden by local failures.
+
+    States and activations are the records' raw numbers (comparable with the enums).
+    """
 
     def __init__(self, lb: Balancer, exclude: Collection[str],
                  activations: Mapping[str, Activation] | None) -> None:
         self.members = members = lb.members
-        self.states = [m.state for m in members]
+        self.activations: list[int] = []
+        self.states: list[int] = []
+        self.distances: list[int] = []
+        self.values: list[int] = []
+        for member in members:
+            activation, state, distance, _, _, value = member.load
+            self.activations.append(activation)
+            self.states.append(state)
+            self.distances.append(distance)
+            self.values.append(value)
         if exclude:
             self.states = [State.ERROR if name in exclude else state
                            for name, state in zip(lb.names, self.states, strict=True)]
-        self.activations = [m.activation for m in members]
         if activations:
             self.activations = [activations.get(name, activation)
                                 for name, activation in zip(lb.names, self.activations, strict=True)]
@@ -251,14 +262,14 @@ class _Selection:
         for i, member in enumerate(self.members):
             if not member.domain or member.domain != domain or not self.usable(i):
                 continue
-            if best < 0 or _closer_or_lighter(member, self.members[best]):
+            if best < 0 or self.closer_or_lighter(i, best):
                 best = i
         return best
 
-
-def _closer_or_lighter(member: MemberRecord, best: MemberRecord) -> bool:
-    return member.distance < best.distance or (
-        member.distance == best.distance and member.lb_value < best.lb_value)
+    def closer_or_lighter(self, i: int, best: int) -> bool:
+        distances, values = self.distances, self.values
+        return distances[i] < distances[best] or (
+            distances[i] == distances[best] and values[i] < values[best])
 
 
 def choose_member(
@@ -285,7 +296,7 @@ def choose_member(
         if chosen is None:
             return None
         member = lb.members[chosen]
-        if member.state == State.RECOVER:
+        if view.states[chosen] == State.RECOVER:
             member.state = State.PROBE  # only this request probes it
         return member
 
@@ -336,18 +347,15 @@ def _by_session_route(lb: Balancer, view: _Selection, route: str) -> int:
 def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
     count = len(view.members)
     offset = lb.record.next_offset
+    distances, values = view.distances, view.values
     best = -1
-    best_distance = best_value = 0
     for step in range(count):
         i = (offset + step) % count
         if not view.usable(i):
             continue
-        member = view.members[i]
-        distance = member.distance
-        value = member.lb_value
-        if best < 0 or distance < best_distance or (
-                not stateless and distance == best_distance and value < best_value):
-            best, best_distance, best_value = i, distance, value
+        if best < 0 or distances[i] < distances[best] or (
+                not stateless and distances[i] == distances[best] and values[i] < values[best]):
+            best = i
     if best >= 0:
         lb.record.next_offset = best + 1
     return best
@@ -372,19 +380,15 @@ def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless
     method = record.method
     new_session = not session and not stateless
     with lb.lock:
-        busy = record.busy + 1
-        record.busy = busy
-        if busy > record.max_busy:
-            record.max_busy = busy
-        busy = member.busy + 1
-        member.busy = busy
-        if busy > member.max_busy:
-            member.max_busy = busy
-        member.elected += 1
+        busy, max_busy = record.busy_counters
+        busy += 1
+        record.busy_counters = (busy, max(max_busy, busy))
+        mult, value, busy, max_busy, elected, snapshot, sessions = member.counters
+        busy += 1
         if method in _COUNTS_EVERY_REQUEST or (new_session and method in _COUNTS_NEW_SESSIONS):
-            member.lb_value += member.lb_mult
-        if new_session:
-            member.sessions += 1
+            value += mult
+        member.counters = (mult, value, busy, max(max_busy, busy), elected + 1, snapshot,
+                           sessions + 1 if new_session else sessions)
 
 
 def record_busy(lb: Balancer, member: MemberRecord) -> None:
@@ -401,19 +405,26 @@ def release_busy(lb: Balancer, member: MemberRecord) -> None:
             member.state = State.OK
 
 
-def _finish(lb: Balancer, member: MemberRecord, read: int, transferred: int) -> None:
+def _finish(lb: Balancer, member: MemberRecord, read: int, transferred: int,
+            clear_errors: bool = False) -> None:
+    """Count the end of a request: load (Traffic, Busyness), bytes, busy; with ``clear_errors``
+    the error times go back to 0."""
     record = lb.record
     method = record.method
+    mult, value, busy, max_busy, elected, snapshot, sessions = member.counters
     if method == Method.TRAFFIC:
-        member.lb_value += (read + transferred) * member.lb_mult
+        value += (read + transferred) * mult
     elif method == Method.BUSYNESS:
-        member.lb_value = max(0, member.lb_value - member.lb_mult)
-    if read:
-        member.read += read
-    if transferred:
-        member.transferred += transferred
-    member.busy = max(0, member.busy - 1)
-    record.busy = max(0, record.busy - 1)
+        value = max(0, value - mult)
+    member.counters = (mult, value, max(0, busy - 1), max_busy, elected, snapshot, sessions)
+    if read or transferred or clear_errors:
+        member_transferred, member_read, first_error_time, last_error_time = member.traffic
+        if clear_errors:
+            first_error_time = last_error_time = 0.0
+        member.traffic = (member_transferred + transferred, member_read + read, first_error_time,
+                          last_error_time)
+    busy, max_busy = record.busy_counters
+    record.busy_counters = (max(0, busy - 1), max_busy)
 
 
 def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferred: int = 0) -> None:
@@ -422,10 +433,8 @@ def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferre
     ``read`` and ``transferred`` are the bytes received from and sent to the backend.
     """
     with lb.lock:
-        _finish(lb, member, read, transferred)
+        _finish(lb, member, read, transferred, clear_errors=True)
         member.state = State.OK
-        member.first_error_time = 0.0
-        member.last_error_time = 0.0
 
 
 def record_error(

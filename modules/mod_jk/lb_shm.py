@@ -25,6 +25,7 @@ from .lb import Activation, Lock, Method, State, lb_mults
 from .workers import WorkersConfig, WorkerSpec
 
 _MAGIC = "PYJKLB01"
+_TEXT_CACHE_LIMIT = 64
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=IntEnum)
 
@@ -99,9 +100,17 @@ class _Text(_Field[str]):
     def __init__(self, size: int = 64) -> None:
         super().__init__(f"{size}s")
         self._limit = size - 1  # keep a NUL, as mod_jk's char[64] does
+        # Decoded texts by their raw bytes: a field holds one of a few values for its life.
+        self._decoded: dict[bytes, str] = {}
 
     def decode(self, raw: bytes) -> str:
-        return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        text = self._decoded.get(raw)
+        if text is None:
+            text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+            if len(self._decoded) >= _TEXT_CACHE_LIMIT:
+                self._decoded.clear()
+            self._decoded[raw] = text
+        return text
 
     def encode(self, value: str) -> bytes:
         data = value.encode("utf-8")
@@ -127,6 +136,46 @@ class _Code(_Field[_E]):
 
     def encode(self, value: _E) -> int:
         return int(value)
+
+
+class _Group:
+    """Several fields of a record read with one struct call, as a tuple of their raw values
+    (codes and flags as numbers); a group of adjacent fields is also written with one.
+
+    Writing a group rewrites every field in it, so do it under the balancer's lock with
+    values read under the same lock: every writer holds that lock.
+    """
+
+    def __init__(self, *names: str) -> None:
+        self._names = names
+        self._struct = struct.Struct("<")
+        self._offset = 0
+        self._adjacent = False
+
+    def __set_name__(self, owner: type[_Record], name: str) -> None:
+        fields: list[_Field[Any]] = [owner.__dict__[field] for field in self._names]
+        fmt = "<"
+        end = self._offset = fields[0].offset
+        for field in fields:
+            if field.offset < end:
+                raise TypeError(f"{owner.__name__}.{name}: fields out of order")
+            fmt += f"{field.offset - end}x" if field.offset > end else ""
+            fmt += field._struct.format.lstrip("<")
+            end = field.offset + field._struct.size
+        self._struct = struct.Struct(fmt)
+        self._adjacent = self._struct.size == sum(field._struct.size for field in fields)
+        self._unpack = self._struct.unpack_from
+        self._pack = self._struct.pack_into
+
+    def __get__(self, record: _Record | None, owner: type) -> Any:
+        if record is None:
+            return self
+        return self._unpack(record.buffer, record.offset + self._offset)
+
+    def __set__(self, record: _Record, values: tuple[Any, ...]) -> None:
+        if not self._adjacent:
+            raise AttributeError("only a group of adjacent fields can be written")
+        self._pack(record.buffer, record.offset + self._offset, *values)
 
 
 class _Record:
@@ -181,6 +230,11 @@ class MemberRecord(_Record):
     route = _Text()
     domain = _Text()
     redirect = _Text()
+    # What a request reads and updates, a group at a time.
+    load = _Group("activation", "state", "distance", "lb_factor", "lb_mult", "lb_value")
+    counters = _Group("lb_mult", "lb_value", "busy", "max_busy", "elected", "elected_snapshot", "sessions")
+    traffic = _Group("transferred", "read", "first_error_time", "last_error_time")
+    notes = _Group("lb_value", "busy", "elected", "errors", "transferred", "read")
 
     def __repr__(self) -> str:
         return f"<MemberRecord {self.name} {self.activation.text} {self.state.text} lb_value={self.lb_value}>"
@@ -210,6 +264,7 @@ class LbRecord(_Record):
     name = _Text()
     session_cookie = _Text()
     session_path = _Text()
+    busy_counters = _Group("busy", "max_busy")
 
 
 class Balancer:

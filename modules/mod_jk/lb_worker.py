@@ -176,9 +176,9 @@ class LbWorker:
 
     @staticmethod
     def _note_values(balancer: Balancer, member: MemberRecord) -> tuple[str, ...]:
-        return (balancer.name_of(member), "ajp13", str(member.lb_value), str(member.elected),
-                str(member.read), str(member.transferred), str(member.errors), str(member.busy),
-                member.activation.text, member.state.text)
+        lb_value, busy, elected, errors, transferred, read = member.notes
+        return (balancer.name_of(member), "ajp13", str(lb_value), str(elected), str(read),
+                str(transferred), str(errors), str(busy), member.activation.text, member.state.text)
 
     def maintain(self, now: float) -> None:
         """Decay, recovery and idle marking (once per worker.maintain over all children)."""
