@@ -58,7 +58,8 @@ def _tomcat_version() -> str:
     return _first(r"Server version:\s*(.+)", text)
 
 
-def _commit() -> str:
+def commit() -> str:
+    """The pyhttpd tree's last commit, and whether the tree has changes beyond it."""
     text = _output(["git", "-C", str(REPO), "log", "-1", "--format=%h %s"]).strip()
     dirty = _output(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]).strip()
     return f"{text}{' (with uncommitted changes in the tree)' if dirty else ''}" or "unknown"
@@ -73,7 +74,7 @@ def machine_facts() -> dict[str, str]:
         "memory": f"{memory:.1f} GiB",
         "kernel": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version() + f" ({sys.implementation.name})",
-        "pyhttpd": f"{_package('pyhttpd')}, commit {_commit()}",
+        "pyhttpd": f"{_package('pyhttpd')}, commit {commit()}",
         "gevent": _package("gevent"),
         "httptools": _package("httptools"),
         "gunicorn": _package("gunicorn"),

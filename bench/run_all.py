@@ -30,7 +30,7 @@ import static
 import wsgi
 from charts import chart
 from load import Load
-from machine import machine_facts
+from machine import commit, machine_facts
 from report import render, summary
 
 BENCH = Path(__file__).resolve().parent
@@ -91,6 +91,9 @@ def main() -> int:
     for benchmark in benchmarks:
         load.run(benchmark)
     minutes = (time.monotonic() - started) / 60
+    # Servers start from the tree as it is when their benchmark begins.
+    if (at_end := commit()) != machine["pyhttpd"].split("commit ", 1)[1]:
+        machine["pyhttpd"] += f"; commits landed during the run, at its end: {at_end}"
 
     report = args.report.resolve()
     charts = {}
