@@ -45,6 +45,7 @@ from modules.mod_jk.ajp13 import (
     max_send_body_chunk_size,
 )
 from pyhttpd.child import graceful_stop_requested
+from pyhttpd.headers import Headers
 from pyhttpd.http_request import process_request, reason_phrase, send_error_response
 from pyhttpd.log import log_error, log_rerror
 from pyhttpd.module import OK
@@ -68,6 +69,10 @@ RECV_SIZE = 65536
 IDLE_POLL = 1.0
 # Response bytes gathered into one send: a few packets at a time, not one syscall each.
 SEND_BATCH = 65536
+_CPONG = encode_cpong()
+_END_RESPONSE_REUSE = encode_end_response(True)
+_END_RESPONSE_CLOSE = encode_end_response(False)
+_REASONS: dict[int, str] = {}  # reason phrases by status, as reason_phrase() gives them
 
 
 class AjpConnection:
@@ -124,7 +129,7 @@ class AjpConnection:
                     return
                 msg = decode_server_message(payload)
                 if isinstance(msg, CPing):
-                    self.sock.sendall(encode_cpong())
+                    self._send(_CPONG)
                 elif isinstance(msg, Shutdown):
                     log_error(self.config.main_server, "info", "ajp", f"[client {self.peer}] ignoring an AJP13 Shutdown; closing")
                     return
@@ -218,11 +223,10 @@ class AjpConnection:
 
     def _build_request(self, msg: ForwardRequest, content_length: int | None) -> Request:
         c = self.connection
-        attributes = dict(msg.req_attributes)
+        port = next((value for name, value in msg.req_attributes if name == "AJP_REMOTE_PORT"), "")
         c.keepalives += 1
         c.aborted = False
         c.remote_ip = msg.remote_addr or self.peer_ip
-        port = attributes.get("AJP_REMOTE_PORT", "")
         c.remote_port = int(port) if port.isdigit() else 0
         c.is_ssl = msg.is_ssl
         r = Request(self.config, c, self)
@@ -230,8 +234,7 @@ class AjpConnection:
         r.header_only = msg.method == "HEAD"
         r.protocol = msg.protocol
         r.proto_num = _proto_num(msg.protocol)
-        for name, value in msg.headers:
-            r.headers_in.add(name, value)
+        r.headers_in = Headers(msg.headers)
         r.args = msg.query_string
         r.unparsed_uri = msg.req_uri + (f"?{msg.query_string}" if msg.query_string is not None else "")
         r.the_request = f"{msg.method} {r.unparsed_uri} {msg.protocol}"
@@ -297,7 +300,7 @@ class AjpConnection:
             if self._next_packet() is None:
                 self.broken = True
                 return
-        self._send(encode_end_response(self.reuse))
+        self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
 
     # -- Transport -----------------------------------------------------------------------
 
@@ -336,21 +339,23 @@ class AjpConnection:
 
     def send_headers(self, r: Request) -> None:
         """Send the status and the response headers as one Send Headers packet."""
-        headers = []
-        if r.content_type:
-            headers.append(("Content-Type", r.content_type))
-        for name, value in (*r.headers_out, *r.err_headers_out):
-            lname = name.lower()
-            if lname in HOP_BY_HOP or (lname == "content-type" and r.content_type):
-                continue
-            headers.append((name, value))
+        content_type = r.content_type
+        headers = [("Content-Type", content_type)] if content_type else []
+        length = None  # headers_out's first Content-Length
+        for table in (r.headers_out, r.err_headers_out):
+            for name, value in table:
+                lname = name.lower()
+                if lname in HOP_BY_HOP or (lname == "content-type" and content_type):
+                    continue
+                if lname == "content-length" and length is None and table is r.headers_out:
+                    length = value
+                headers.append((name, value))
         reason = _reason(r)
         try:
             packet = encode_send_headers(SendHeaders(r.status, reason, headers), self.packet_size)
         except AjpError as e:
             log_rerror(r, "error", "ajp", f"response headers do not fit in AjpPacketSize {self.packet_size}: {e}")
             raise
-        length = r.headers_out.get("Content-Length")
         self.body_left = int(length) if length and length.isdigit() and not r.header_only else None
         self.out.append(packet)  # goes with the first body bytes, or with End Response
 
@@ -361,11 +366,14 @@ class AjpConnection:
         small response leaves in one segment."""
         limit = self.send_chunk_size
         out = self.out
-        view = memoryview(data)
-        for start in range(0, len(view), limit):
-            out.append(encode_send_body_chunk(bytes(view[start : start + limit]), self.packet_size))
-            if len(out) >= SEND_BATCH // limit:
-                self._send()
+        if len(data) <= limit:
+            out.append(encode_send_body_chunk(data, self.packet_size))
+        else:
+            view = memoryview(data)
+            for start in range(0, len(view), limit):
+                out.append(encode_send_body_chunk(bytes(view[start : start + limit]), self.packet_size))
+                if len(out) >= SEND_BATCH // limit:
+                    self._send()
         if self.body_left is not None:
             self.body_left -= len(data)
             if self.body_left <= 0:
@@ -395,7 +403,11 @@ class AjpConnection:
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            self.sock.sendall(data)
+            # One send() takes a small response whole; sendall() (which asks the socket
+            # for its buffer size first under gevent) only for what is left.
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.sendall(memoryview(data)[sent:])
 
 
 def _same_secret(given: str | None, expected: str) -> bool:
@@ -406,6 +418,8 @@ def _same_secret(given: str | None, expected: str) -> bool:
 
 def _proto_num(protocol: str) -> int:
     """HTTP/1.1 -> 1001, as httpd's r->proto_num."""
+    if protocol == "HTTP/1.1":
+        return 1001
     try:
         major, minor = protocol.removeprefix("HTTP/").split(".", 1)
         return int(major) * 1000 + int(minor)
@@ -418,4 +432,7 @@ def _reason(r: Request) -> str:
         code, _, reason = r.status_line.partition(" ")
         if code == str(r.status) and reason:
             return reason
-    return reason_phrase(r.status)
+    phrase = _REASONS.get(r.status)
+    if phrase is None:
+        phrase = _REASONS[r.status] = reason_phrase(r.status)
+    return phrase

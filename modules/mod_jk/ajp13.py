@@ -215,12 +215,17 @@ class ForwardRequest:
         requests.  Raises :class:`AjpProtocolError` for a malformed value or
         two different values.
         """
-        values = {v.strip() for n, v in self.headers if n.lower() == "content-length"}
-        if not values:
+        value = None
+        for name, text in self.headers:
+            # A coded name reads back as "content-length"; any other spelling is rare.
+            if name == "content-length" or (len(name) == 14 and name.lower() == "content-length"):
+                text = text.strip()
+                if value is None:
+                    value = text
+                elif text != value:
+                    raise AjpProtocolError("conflicting content-length headers")
+        if value is None:
             return None
-        if len(values) > 1:
-            raise AjpProtocolError("conflicting content-length headers")
-        (value,) = values
         if not value.isascii() or not value.isdigit():
             raise AjpProtocolError(f"invalid content-length {value!r}")
         return int(value)
