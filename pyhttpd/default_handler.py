@@ -32,13 +32,14 @@ KNOWN_METHODS = frozenset(
 
 _dates: dict[int, str] = {}
 
-SMALL_FILE = 16384
-"""Files up to this size are sent from memory, read once while they stay unchanged."""
-SMALL_FILES_BYTES = 1 << 20
-"""What the contents of small files may occupy in a child."""
-# path -> (identity of the file's version, its contents); see _small_file.
-_small_files: dict[str, tuple[tuple[int, ...], bytes]] = {}
-_small_files_bytes = 0
+KEPT_FILE_SIZE = 128 * 1024
+"""Files up to this size are sent from memory, read once while they stay unchanged (larger
+ones with sendfile)."""
+KEPT_FILES_BYTES = 4 << 20
+"""What the kept contents may occupy in a child; the oldest go first."""
+# path -> (identity of the file's version, its contents); see _kept_file.
+_kept_files: dict[str, tuple[tuple[int, ...], bytes]] = {}
+_kept_files_bytes = 0
 
 
 def http_date(seconds: int) -> str:
@@ -230,8 +231,8 @@ def _send_file(r: Request, st: os.stat_result) -> int:
         if r.header_only or not size:
             r.send_headers()
             return OK
-        if size <= SMALL_FILE:
-            data = _small_file(r.filename, st, r.request_time)  # type: ignore[arg-type]
+        if size <= KEPT_FILE_SIZE:
+            data = _kept_file(r.filename, st, r.request_time)  # type: ignore[arg-type]
             if data is not None:
                 r.write(data)
                 return OK
@@ -252,20 +253,21 @@ def _send_file(r: Request, st: os.stat_result) -> int:
     return _send_multipart(r, size, ranges)
 
 
-def _small_file(filename: str, st: os.stat_result, now: float) -> bytes | None:
-    """The contents of a small file as `st` describes it; None leaves it to the general path
+def _kept_file(filename: str, st: os.stat_result, now: float) -> bytes | None:
+    """The contents of a file as `st` describes it; None leaves it to the general path
     (unreadable, changed while read).
 
     Contents are kept under the file's device, inode, size, mtime and ctime, once its ctime
     is more than a second old: any later change to the file (write, truncate, utime,
     chmod, rename over it) gives it a new ctime or inode, so what is kept is never served
-    for a different version of the file.
+    for a different version of the file. Sending from memory also beats sendfile on
+    files of this size: one write of head and body, no open and close.
     """
-    global _small_files_bytes
+    global _kept_files_bytes
     version = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    known = _small_files.get(filename)
-    if known is not None and known[0] == version:
-        return known[1]
+    kept = _kept_files.get(filename)
+    if kept is not None and kept[0] == version:
+        return kept[1]
     try:
         fd = os.open(filename, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -277,13 +279,13 @@ def _small_file(filename: str, st: os.stat_result, now: float) -> bytes | None:
     if len(data) != st.st_size:
         return None
     if now - st.st_ctime > 1:
-        if known is not None:
-            _small_files_bytes -= len(known[1])
-        if _small_files_bytes + len(data) > SMALL_FILES_BYTES:
-            _small_files.clear()
-            _small_files_bytes = 0
-        _small_files[filename] = (version, data)
-        _small_files_bytes += len(data)
+        if kept is not None:
+            del _kept_files[filename]
+            _kept_files_bytes -= len(kept[1])
+        while _kept_files and _kept_files_bytes + len(data) > KEPT_FILES_BYTES:
+            _kept_files_bytes -= len(_kept_files.pop(next(iter(_kept_files)))[1])
+        _kept_files[filename] = (version, data)
+        _kept_files_bytes += len(data)
     return data
 
 

@@ -64,6 +64,8 @@ RECV_SIZE = 65536
 OUTPUT_BUFFER = 16384
 """Response bytes collected before a send: status line, headers and a small body go out in
 one write (with TCP_NODELAY set, a second small write would be a second packet)."""
+GATHER_PARTS = 64
+"""A larger body goes out with its head in one sendmsg of up to this many pieces."""
 DISCARD_LIMIT = 1 << 20
 """Unread request body read and dropped after a response to keep the connection; more
 than this and the connection is closed instead."""
@@ -736,7 +738,20 @@ class HttpConnection:
             parts.append(b"0\r\n\r\n")
         if not parts:
             return
-        self._send(parts[0] if len(parts) == 1 else b"".join(parts), socket.MSG_MORE if more else 0)
+        flags = socket.MSG_MORE if more else 0
+        if n >= OUTPUT_BUFFER and 1 < len(parts) <= GATHER_PARTS and self._raw is not None:
+            self._send_gather(parts, flags)
+        else:
+            self._send(parts[0] if len(parts) == 1 else b"".join(parts), flags)
+
+    def _send_gather(self, parts: list[bytes], flags: int) -> None:
+        """Send the parts of a large response in one sendmsg, without joining them first."""
+        try:
+            sent = self._raw.sendmsg(parts, (), flags)
+        except BlockingIOError:
+            sent = 0
+        if sent < sum(map(len, parts)):
+            self._send(memoryview(b"".join(parts))[sent:], flags)
 
     def _send(self, data: bytes, flags: int = 0) -> None:
         """Send all of `data`: straight to the OS socket when its buffer takes it all (the

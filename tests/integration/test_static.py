@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import random
+import socket
+import time
 
 import pytest
 
@@ -15,6 +17,7 @@ from tests.server import PyHttpd
 SECRET = b"root:x:0:0:the secret outside the document root\n"
 BIG = random.Random(7).randbytes(1024 * 1024 + 17)
 SMALL = b"s" * 100
+MIDDLE = random.Random(8).randbytes(100 * 1024)
 
 CONF = """
 LoadModule alias_module modules/mod_alias
@@ -50,6 +53,7 @@ FILES = {
     "htdocs/index.html": "<h1>home</h1>",
     "htdocs/small.txt": SMALL,
     "htdocs/big.bin": BIG,
+    "htdocs/middle.bin": MIDDLE,
     "htdocs/errors/404.html": "<h1>custom 404</h1>",
     "htdocs/docs/index.html": "docs index",
     "htdocs/strict/ok.txt": "strict ok",
@@ -98,6 +102,20 @@ def test_a_large_file_arrives_intact(site):
     assert response.status == 200
     assert response.headers["content-length"] == str(len(BIG))
     assert response.body == BIG
+
+
+def test_files_sent_from_memory_arrive_intact_when_the_client_reads_late(site):
+    request = b"GET /middle.bin HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    assert fetch(site.port, "/middle.bin").body == MIDDLE
+    time.sleep(1.1)  # now old enough to be kept in memory by the child
+    with Client(site.port) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        client.sock.sendall(request * 64)
+        time.sleep(0.5)  # the responses fill every buffer on the way; the rest must wait
+        responses = [client.read_response() for _ in range(64)]
+    for response in responses:
+        assert (response.status, response.headers["content-length"]) == (200, str(len(MIDDLE)))
+        assert response.body == MIDDLE
 
 
 def test_conditional_requests(site):

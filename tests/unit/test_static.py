@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyhttpd import default_handler
 from pyhttpd.default_handler import http_date, parse_ranges
 from tests.unit.static_request import serve, static_config
 
@@ -261,7 +262,7 @@ def test_non_ascii_and_non_utf8_file_names_are_served(config, tmp_path):
     assert bytes(serve(config, "/caf%E9.bin")[1].out) == b"latin-1 name"
 
 
-def test_a_small_file_changed_in_place_is_served_with_its_new_contents(config, tmp_path):
+def test_a_file_changed_in_place_is_served_with_its_new_contents(config, tmp_path):
     path = tmp_path / "htdocs" / "f.txt"
     time.sleep(1.1)  # the file's last change is now old enough for its contents to be kept
     assert bytes(serve(config, "/f.txt")[1].out) == BODY
@@ -272,10 +273,21 @@ def test_a_small_file_changed_in_place_is_served_with_its_new_contents(config, t
     assert bytes(serve(config, "/f.txt")[1].out) == b"ABCDEFGHIJabcdefghij"
 
 
-def test_a_small_file_replaced_by_another_of_the_same_size_and_mtime_is_served_anew(config, tmp_path):
+def test_a_file_replaced_by_another_of_the_same_size_and_mtime_is_served_anew(config, tmp_path):
     time.sleep(1.1)
     assert bytes(serve(config, "/f.txt")[1].out) == BODY
     (tmp_path / "htdocs" / "f.new").write_bytes(BODY.upper())
     os.utime(tmp_path / "htdocs" / "f.new", (OLD, OLD))
     os.rename(tmp_path / "htdocs" / "f.new", tmp_path / "htdocs" / "f.txt")
     assert bytes(serve(config, "/f.txt")[1].out) == BODY.upper()
+
+
+def test_files_beyond_what_a_child_keeps_in_memory_are_still_served_whole(config, tmp_path, monkeypatch):
+    monkeypatch.setattr(default_handler, "KEPT_FILES_BYTES", 2 * len(BODY))
+    for name in ("a", "b", "c"):
+        (tmp_path / "htdocs" / f"{name}.txt").write_bytes(name.encode() * len(BODY))
+        os.utime(tmp_path / "htdocs" / f"{name}.txt", (OLD, OLD))
+    time.sleep(1.1)
+    for _ in range(2):
+        for name in ("a", "b", "c", "a"):
+            assert bytes(serve(config, f"/{name}.txt")[1].out) == name.encode() * len(BODY)
