@@ -64,6 +64,8 @@ def mutated(draw) -> bytes:
 def server():
     s = PyHttpd(CONF, files={"htdocs/hello.txt": "hello\n"}, start_servers=2, threads_per_child=8)
     s.start()
+    # The master listens before it forks: wait until both children run.
+    assert s.wait_for(lambda: len(psutil.Process(s.pid).children()) == 2)
     s.children = {p.pid for p in psutil.Process(s.pid).children()}
     yield s
     s.close()

@@ -32,6 +32,8 @@ RequestReadTimeout header=1-2,MinRate=500 body=1,MinRate=500
 def server():
     s = PyHttpd(CONF, files={"htdocs/hello.txt": "hello\n"}, start_servers=2)
     s.start()
+    # The master listens before it forks: wait until both children run.
+    assert s.wait_for(lambda: len(psutil.Process(s.pid).children()) == 2)
     children = {p.pid for p in psutil.Process(s.pid).children()}
     yield s
     try:
