@@ -32,7 +32,6 @@ unknown, which covers backup replication and any change still in flight.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import signal
@@ -69,6 +68,7 @@ from .wire import (
     MessageType,
     Payload,
     WireError,
+    compact_json,
     transfer_chunks,
 )
 
@@ -83,10 +83,6 @@ MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, w
 AUTH_LOG_INTERVAL = 10.0
 
 Log = Callable[[str, str], None]
-
-
-def _compact_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _stderr_log(level: str, message: str) -> None:
@@ -261,7 +257,7 @@ class SessionAgent:
 
         def reply(seq: int, body: dict[str, Any]) -> None:
             try:
-                out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}))
+                out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}, check=False))
             except FrameError as exc:  # a reply too large for a frame: say so instead
                 error = {"re": seq, "ok": False, "error": f"too large: {exc}"}
                 out.append(writer.encode(MessageType.REPLY, error))
@@ -451,7 +447,7 @@ class SessionAgent:
         """
         session = self.store.get(session_id)
         current = session.size if session is not None else 0
-        if current + len(_compact_json(raw_delta)) <= MAX_SESSION_BYTES:
+        if current + len(compact_json(raw_delta)) <= MAX_SESSION_BYTES:
             return None
         attributes = dict(session.attributes) if session is not None else {}
         for change in delta.changes:
@@ -459,7 +455,7 @@ class SessionAgent:
                 attributes[change.name] = change.value
             else:
                 attributes.pop(change.name, None)
-        size = len(_compact_json(attributes))
+        size = len(compact_json(attributes))
         return size if size > MAX_SESSION_BYTES else None
 
     def invalidate(
@@ -515,7 +511,8 @@ class SessionAgent:
             return
         self.counters[f"sent_{msg_type.name.lower()}"] += 1
         try:
-            payload = Payload.of(msg_type, {**body, "ack": True}, local=False)
+            # The delta was checked by Delta.from_dict, the rest is this node's own.
+            payload = Payload.of(msg_type, {**body, "ack": True}, local=False, check=False)
         except FrameError as exc:
             self.log("error", f"{msg_type.name} of {session_id} not replicated: {exc}")
             done()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import math
 import sys
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,7 @@ from dataclasses import dataclass, field
 
 from .session import DEFAULT_MAX_INACTIVE, Delta, JSONValue, copy_value
 from .session_id import is_valid_session_id, split_route
+from .wire import compact_json
 
 Stamp = tuple[int, str]
 """``(version, writer)``: orders every change to a session."""
@@ -77,9 +77,7 @@ class StoredSession:
     def size(self) -> int:
         """Bytes of the attributes as compact JSON: the estimate shown in status."""
         if self._size is None:
-            self._size = len(
-                json.dumps(self.attributes, separators=(",", ":"), ensure_ascii=False).encode()
-            )
+            self._size = len(compact_json(self.attributes))
         return self._size
 
     def to_dict(self, now: float) -> dict[str, JSONValue]:

@@ -267,6 +267,17 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Made once: json.dumps and json.loads build a new encoder or decoder on every call
+# that passes options.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def compact_json(value: Any) -> bytes:
+    """*value* as compact UTF-8 JSON, as frames carry it (ValueError for NaN or infinity)."""
+    return _ENCODER.encode(value).encode()
+
+
 class FrameWriter:
     """Encodes frames from one sender on one connection, numbering them.
 
@@ -291,9 +302,14 @@ class FrameWriter:
         self.peer_nonce: bytes | None = None
         self.seq = 0
 
-    def encode(self, msg_type: MessageType, body: dict[str, Any]) -> bytes:
-        """The bytes of one frame; FrameError if *body* breaks the schema or the size limit."""
-        return self.encode_payload(msg_type, Payload.of(msg_type, body, local=self._secret is None))
+    def encode(self, msg_type: MessageType, body: dict[str, Any], *, check: bool = True) -> bytes:
+        """The bytes of one frame; FrameError if *body* breaks the schema or the size limit.
+
+        ``check=False`` skips the schema for a body this code built from checked parts
+        (the receiver checks every frame anyway).
+        """
+        payload = Payload.of(msg_type, body, local=self._secret is None, check=check)
+        return self.encode_payload(msg_type, payload)
 
     def encode_payload(self, msg_type: MessageType, payload: Payload) -> bytes:
         """The bytes of one frame around a :class:`Payload` made once for several connections."""
@@ -339,14 +355,18 @@ class Payload:
     data: bytes
 
     @classmethod
-    def of(cls, msg_type: MessageType, body: dict[str, Any], *, local: bool) -> Payload:
-        """*body* checked and encoded; FrameError if it breaks the schema or is not JSON."""
-        check_body(msg_type, body, local=local)
+    def of(
+        cls, msg_type: MessageType, body: dict[str, Any], *, local: bool, check: bool = True
+    ) -> Payload:
+        """*body* checked (unless *check* is False) and encoded; FrameError if it breaks the
+        schema or is not JSON."""
+        if check:
+            check_body(msg_type, body, local=local)
         try:
-            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            data = compact_json(body)
         except (TypeError, ValueError) as exc:
             raise FrameError(f"{msg_type.name}: payload is not JSON: {exc}") from None
-        return cls(msg_type, local, data.encode())
+        return cls(msg_type, local, data)
 
 
 class FrameReader:
@@ -481,7 +501,7 @@ class FrameReader:
 
     def _decode_payload(self, msg_type: MessageType, raw: bytes) -> dict[str, Any]:
         try:
-            body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+            body = _DECODER.decode(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise FrameError(f"{msg_type.name}: payload is not valid JSON: {exc}") from None
         check_body(msg_type, body, local=self._local)
@@ -498,7 +518,7 @@ def transfer_chunks(
     chunk: list[dict[str, Any]] = []
     size = 0
     for record in records:
-        record_size = len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
+        record_size = len(compact_json(record))
         if chunk and (len(chunk) >= max_sessions or size + record_size > max_bytes):
             yield chunk
             chunk, size = [], 0
