@@ -26,10 +26,10 @@ is the request itself.
 from __future__ import annotations
 
 import traceback
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from modules.mod_wsgi.environ import build_environ
+from modules.mod_wsgi.environ import build_environ, server_entries
 from modules.mod_wsgi.input import ClientGone
 from modules.mod_wsgi.response import WsgiResponse
 from modules.mod_wsgi.script import ScriptError, Scripts
@@ -70,6 +70,8 @@ class WsgiServerConfig:
     """Per-server config: the WSGIScriptAlias lines, in the order they are tried."""
 
     aliases: tuple[ScriptAlias, ...] = ()
+    # The environ entries every request of the server shares, made on its first request.
+    environ: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -179,7 +181,12 @@ class WsgiModule(Module):
         except ScriptError as e:
             log_rerror(r, "error", "wsgi", str(e))
             return 500
-        environ = build_environ(r, script_name, r.path_info, r.filename, pass_authorization=bool(dcfg.pass_authorization))
+        cfg: WsgiServerConfig = r.server.module_config[self.name]
+        if cfg.environ is None:
+            cfg.environ = server_entries(r.server)
+        environ = build_environ(
+            r, script_name, r.path_info, r.filename, pass_authorization=bool(dcfg.pass_authorization), constant=cfg.environ
+        )
         r.content_type = None  # the application's Content-Type, not the script file's
         response = WsgiResponse(r)
         try:

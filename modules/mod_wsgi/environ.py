@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from modules.mod_wsgi.errors import ErrorStream
@@ -24,8 +23,6 @@ _DROPPED = "PROXY"
 # bounded, since clients choose the names.
 _KEYS: dict[str, str] = {}
 _KEYS_MAX = 2048
-# The entries that are the same for every request of a server.
-_constant: weakref.WeakKeyDictionary[Server, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def build_environ(
@@ -35,20 +32,24 @@ def build_environ(
     script_filename: str,
     *,
     pass_authorization: bool = False,
+    constant: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The environ for calling an application mounted at `script_name` for request `r`.
 
     r.subprocess_env (SetEnv, the AJP request attributes and SSL variables...) comes first,
     the request's own variables override it. Authorization reaches the application only
     with `pass_authorization` (WSGIPassAuthorization On), as in mod_wsgi. Entries other
-    modules put in ``r.notes["wsgi_environ"]`` (a dict) are added last.
+    modules put in ``r.notes["wsgi_environ"]`` (a dict) are added last. `constant` is
+    server_entries(r.server), for a caller that keeps it.
     """
     c = r.connection
-    env = {name: to_wsgi(value) for name, value in r.subprocess_env.items()}
-    constant = _constant.get(r.server)
     if constant is None:
-        constant = _constant[r.server] = _server_entries(r.server)
-    env.update(constant)
+        constant = server_entries(r.server)
+    if r.subprocess_env:
+        env = {name: to_wsgi(value) for name, value in r.subprocess_env.items()}
+        env.update(constant)
+    else:
+        env = constant.copy()
     seen = set()
     for name, value in r.headers_in:
         key = _KEYS.get(name)
@@ -65,18 +66,20 @@ def build_environ(
             seen.add(key)
     https = r.is_https or r.scheme == "https"
     port = r.notes.get("ajp_server_port") or _host_port(r.headers_in.get("Host")) or c.local_port
+    args = r.args or ""
+    uri = r.unparsed_uri
     env["REQUEST_METHOD"] = r.method
-    env["SCRIPT_NAME"] = to_wsgi(script_name)
-    env["PATH_INFO"] = to_wsgi(path_info)
-    env["QUERY_STRING"] = to_wsgi(r.args or "")
-    env["REQUEST_URI"] = to_wsgi(r.unparsed_uri)
+    env["SCRIPT_NAME"] = script_name if script_name.isascii() else to_wsgi(script_name)
+    env["PATH_INFO"] = path_info if path_info.isascii() else to_wsgi(path_info)
+    env["QUERY_STRING"] = args if args.isascii() else to_wsgi(args)
+    env["REQUEST_URI"] = uri if uri.isascii() else to_wsgi(uri)
     env["SERVER_NAME"] = r.hostname or r.server.server_hostname or c.local_ip
     env["SERVER_PORT"] = str(port)
     env["SERVER_PROTOCOL"] = r.protocol
     env["REMOTE_ADDR"] = c.remote_ip
     env["REMOTE_PORT"] = str(c.remote_port)
     env["SERVER_ADDR"] = c.local_ip
-    env["SCRIPT_FILENAME"] = to_wsgi(script_filename)
+    env["SCRIPT_FILENAME"] = script_filename if script_filename.isascii() else to_wsgi(script_filename)
     env["REQUEST_SCHEME"] = env["wsgi.url_scheme"] = "https" if https else "http"
     env["wsgi.input"] = WsgiInput(r.read)
     env["wsgi.errors"] = ErrorStream(r)
@@ -93,7 +96,8 @@ def build_environ(
     return env
 
 
-def _server_entries(server: Server) -> dict[str, Any]:
+def server_entries(server: Server) -> dict[str, Any]:
+    """The environ entries that are the same for every request of a server."""
     core = server.core
     entries: dict[str, Any] = {
         "SERVER_SOFTWARE": server_banner(server.config),

@@ -36,6 +36,11 @@ _NAMES: dict[str, str] = {}
 _NAMES_MAX = 1024
 # Statuses whose responses never have a body, so no Content-Length is added.
 _NO_BODY = (204, 304)
+# Statuses and header lists already checked, by value (an application passes the same few
+# again and again): status -> its response form; headers -> (checked list, has length).
+_STATUSES: dict[str, str] = {}
+_HEADER_LISTS: dict[tuple[tuple[str, str], ...], tuple[list[tuple[str, str]], bool]] = {}
+_CHECKED_MAX = 256
 
 
 def _check_name(name: str) -> str:
@@ -48,6 +53,28 @@ def _check_name(name: str) -> str:
     if len(_NAMES) < _NAMES_MAX:
         _NAMES[name] = lname
     return lname
+
+
+def _check_headers(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], bool]:
+    """An application's response headers checked (ValueError, TypeError), their values as
+    response strings, and whether Content-Length is among them."""
+    checked = []
+    has_length = False
+    for header in headers:
+        if not isinstance(header, tuple) or len(header) != 2:
+            raise TypeError(f"header {header!r} is not a (name, value) tuple")
+        name, value = header
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header {header!r} must have str name and value")
+        lname = _NAMES.get(name) or _check_name(name)
+        if "\n" in value or "\r" in value or "\0" in value:
+            raise ValueError(f"header {name!r} has a line break or NUL in its value")
+        if lname == "content-length":
+            if not value.isdigit():
+                raise ValueError(f"invalid Content-Length {value!r}")
+            has_length = True
+        checked.append((name, value if value.isascii() else from_wsgi(value)))
+    return checked, has_length
 
 
 class WsgiResponse:
@@ -77,29 +104,27 @@ class WsgiResponse:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response() called again without exc_info")
-        if not isinstance(status, str) or not _STATUS.match(status):
-            raise ValueError(f"status {status!r} is not a str of the form '200 OK'")
+        checked_status = _STATUSES.get(status) if type(status) is str else None
+        if checked_status is None:
+            if not isinstance(status, str) or not _STATUS.match(status):
+                raise ValueError(f"status {status!r} is not a str of the form '200 OK'")
+            checked_status = from_wsgi(status)
+            if len(_STATUSES) < _CHECKED_MAX:
+                _STATUSES[status] = checked_status
         if not isinstance(headers, list):
             raise TypeError(f"headers must be a list, not {type(headers).__name__}")
-        checked = []
-        has_length = False
-        for header in headers:
-            if not isinstance(header, tuple) or len(header) != 2:
-                raise TypeError(f"header {header!r} is not a (name, value) tuple")
-            name, value = header
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"header {header!r} must have str name and value")
-            lname = _NAMES.get(name) or _check_name(name)
-            if "\n" in value or "\r" in value or "\0" in value:
-                raise ValueError(f"header {name!r} has a line break or NUL in its value")
-            if lname == "content-length":
-                if not value.isdigit():
-                    raise ValueError(f"invalid Content-Length {value!r}")
-                has_length = True
-            checked.append((name, value if value.isascii() else from_wsgi(value)))
-        self.status = from_wsgi(status)
-        self.headers = checked
-        self.has_length = has_length
+        key: tuple[tuple[str, str], ...] | None = tuple(headers)
+        try:
+            known = _HEADER_LISTS.get(key)  # type: ignore[arg-type]
+        except TypeError:  # an entry that cannot be hashed: the checks below name it
+            key = known = None
+        if known is None:
+            known = _check_headers(headers)
+            if key is not None and len(_HEADER_LISTS) < _CHECKED_MAX:
+                _HEADER_LISTS[key] = known
+        self.status = checked_status
+        self.headers = list(known[0])
+        self.has_length = known[1]
         return self.write
 
     def write(self, data: bytes) -> None:

@@ -293,6 +293,26 @@ def test_hop_by_hop_header_is_refused_with_500(server):
     assert "hop-by-hop header 'Connection' is not allowed" in server.log()
 
 
+def test_a_header_list_an_application_changes_between_requests_is_checked_again(tmp_path):
+    script = tmp_path / "app.py"
+    script.write_text(
+        "HEADERS = [('Content-Type', 'text/plain'), ('X-Seen', '1')]\n"
+        "def application(environ, start_response):\n"
+        "    if environ['QUERY_STRING'] == 'break':\n"
+        "        HEADERS.append(('Bad Name', 'x'))\n"
+        "    start_response('200 OK', HEADERS)\n"
+        "    return [b'ok']\n"
+    )
+    server = Server(tmp_path, f"WSGIScriptAlias /r {script}")
+    for _ in range(2):
+        t, _ = server.request("/r")
+        assert (t.status, t.header("X-Seen"), bytes(t.out)) == (200, ["1"], b"ok")
+    t, _ = server.request("/r?break")
+    assert t.status == 500
+    assert "invalid header name 'Bad Name'" in server.log()
+    assert server.request("/r")[0].status == 500  # still the same, now invalid, list
+
+
 def test_content_length_is_honoured_when_the_application_sends_more(server):
     t, r = server.request("/app/length?declared=3")
     assert bytes(t.out) == b"123"
