@@ -582,18 +582,16 @@ def _truncated(what: str) -> AjpProtocolError:
 def _text_at(data: bytes, pos: int, what: str, subject: str | None = None) -> tuple[str, int]:
     """The string at ``pos`` and the position after it; ``what`` (and the ``subject``'s
     name) say which field it is when it is malformed."""
-    start = pos + 2
-    end = start
-    if start <= len(data):
+    try:
         length = data[pos] << 8 | data[pos + 1]
         if length == _NULL_LEN:
-            return "", start
-        end = start + length
-        if end < len(data):
-            if not data[end]:
-                return data[start:end].decode("utf-8", "surrogateescape"), end + 1
-            raise AjpProtocolError(f"{_field(what, subject)} is not NUL-terminated")
-    raise _truncated(_field(what, subject))
+            return "", pos + 2
+        end = pos + 2 + length
+        if not data[end]:  # the NUL after the bytes; IndexError when the packet ends first
+            return data[pos + 2 : end].decode("utf-8", "surrogateescape"), end + 1
+    except IndexError:
+        raise _truncated(_field(what, subject)) from None
+    raise AjpProtocolError(f"{_field(what, subject)} is not NUL-terminated")
 
 
 def _field(what: str, subject: str | None) -> str:
