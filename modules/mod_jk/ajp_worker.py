@@ -194,20 +194,24 @@ class AjpWorker:
         except BackendError as e:
             return ServiceResult(Outcome.BACKEND_ERROR, 503, True, str(e)), None
         try:
-            conn.send(packet)
-            self.bytes_read += len(packet)
+            # The request and its first body packet leave in one send.
             if s.first_body is not None:
-                conn.send(encode_body_chunk(s.first_body))
+                conn.send(packet + encode_body_chunk(s.first_body))
+                self.bytes_read += len(packet)
             elif s.content_length > 0:
                 try:
                     data = s.read_first_body()
                 except (ClientReadError, RequestEntityTooLarge) as e:
                     # The container expects a body packet after the request: end it empty.
-                    conn.send(encode_body_chunk(b""))
+                    conn.send(packet + encode_body_chunk(b""))
+                    self.bytes_read += len(packet)
                     conn.close()
                     return self._client_failed(f"reading the request body failed: {e}", _status_of(e)), None
-                conn.send(encode_body_chunk(data))
-                self.bytes_read += len(data)
+                conn.send(packet + encode_body_chunk(data))
+                self.bytes_read += len(packet) + len(data)
+            else:
+                conn.send(packet)
+                self.bytes_read += len(packet)
         except BackendError as e:
             conn.close()
             return ServiceResult(Outcome.BACKEND_ERROR, 503, True, str(e)), None
