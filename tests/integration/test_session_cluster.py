@@ -145,7 +145,15 @@ def test_a_killed_session_agent_is_restarted_and_nothing_is_lost(node_set):
         browser.get("/app/count")
     agent = node1.status()["pid"]
     psutil.Process(agent).kill()
-    status = wait_for(lambda: (s := node1.status())["pid"] != agent and s["ready"] and s)
+
+    def restarted() -> dict | None:
+        try:
+            s = node1.status()
+        except AssertionError:  # 503 while the agent restarts: ask again
+            return None
+        return s if s["pid"] != agent and s["ready"] else None
+
+    status = wait_for(restarted)
     assert status["sessions"]["sessions"] == 50
     assert (status["transfer"]["state"], status["transfer"]["donor"]) == ("done", "node2")
     for browser in browsers:
