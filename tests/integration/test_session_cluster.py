@@ -92,7 +92,7 @@ def test_a_node_killed_with_sigkill_loses_no_session_and_gets_them_all_back(
 
 
 def test_invalidation_and_expiry_are_seen_on_every_node(node_set):
-    nodes = node_set.start(3, extra="SessionMaxInactive 2\nSessionRouteRebind Off\n")
+    nodes = node_set.start(3, extra="SessionMaxInactive 3\nSessionRouteRebind Off\n")
     assert wait_for(lambda: cluster_ready(nodes))
     node1, node2, node3 = nodes
 
