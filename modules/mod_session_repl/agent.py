@@ -12,7 +12,9 @@ to every one in ``delta`` replication, to the session's backup member in
 ``backup`` replication.  In sync mode the reply to the child waits until each
 alive member acknowledged having *applied* the change, or until
 ``ACK_TIMEOUT``; a member that misses it is suspected and later commits stop
-waiting for it.  The waiting costs no greenlet: the reply leaves from the last
+waiting for it.  In async mode the reply goes at once, unless a member has
+``ASYNC_WINDOW`` changes unacknowledged: then commits wait for it as in sync
+mode, which bounds the queue and what a crash can lose.  The waiting costs no greenlet: the reply leaves from the last
 acknowledgement's callback, and one loop handles the overdue ones.  A member
 that answers ``missing`` or ``gap`` gets the whole session.
 
@@ -79,6 +81,7 @@ SETTLE_TIME = 3.0  # longest wait to learn who is alive before a state transfer
 MULTICAST_SETTLE = 1.5  # three heartbeats
 ANNOUNCE_INTERVAL = 1.0  # longest wait before reads are announced
 IDS_PER_FRAME = 5000
+ASYNC_WINDOW = 1000  # changes in flight to one member before async commits wait too
 MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, with room to spare
 AUTH_LOG_INTERVAL = 10.0
 
@@ -520,7 +523,10 @@ class SessionAgent:
         now = time.monotonic()
         waiting = _Waiting(done, now + ACK_TIMEOUT, f"{msg_type.name} of {session_id}")
         for link in links:
-            expected = sync and link.member.state(now) == "alive"
+            # Async commits wait too once a member falls this far behind: that bounds
+            # both the queue and what a crash of this node can lose.
+            behind = link.unanswered + link.queue_length >= ASYNC_WINDOW
+            expected = (sync or behind) and link.member.state(now) == "alive"
             self._send_change(link, session_id, msg_type, payload, waiting.expect(link.member) if expected else None)
         if not waiting.settle():
             self._waiting.append(waiting)

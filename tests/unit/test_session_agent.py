@@ -417,3 +417,22 @@ def test_a_commit_that_would_make_a_session_too_large_to_replicate_is_refused(cl
     loaded["part1"] = "z" * 300_000  # replacing keeps it under the limit
     a.client.commit(loaded, loaded.delta(), sync=True)
     assert b.agent.store.get(session.id).attributes["part1"][0] == "z"
+
+
+def test_async_commits_wait_once_a_member_falls_too_far_behind(cluster, monkeypatch):
+    monkeypatch.setattr(agent_module, "ASYNC_WINDOW", 3)
+    a, b = cluster(2, sync=False)
+    link = a.agent.membership.by_id("node2").outbound
+    held = []
+    answer = link._answer
+    monkeypatch.setattr(link, "_answer", lambda seq, body: held.append((seq, body)))
+    sessions = [a.new_session(i=i) for i in range(3)]  # three in flight, none acknowledged
+    assert link.unanswered == 3
+    waiter = gevent.spawn(a.new_session, i=3)
+    gevent.sleep(0.3)
+    assert not waiter.ready()  # the fourth waits for the member to catch up
+    monkeypatch.setattr(link, "_answer", answer)
+    for seq, body in held:
+        answer(seq, body)
+    waiter.join(5)
+    assert waiter.successful() and len(sessions) == 3
