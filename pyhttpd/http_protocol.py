@@ -178,6 +178,7 @@ class HttpConnection:
         self._head_bytes = 0
         self._line_len = 0
         self._sock_timeout: float | None = -1.0
+        self._idle_timer: Any = None  # see _recv_idle
         # the request being served
         self._msg = _Message()
         self._body_deadline = 0.0
@@ -350,6 +351,8 @@ class HttpConnection:
             pass
         finally:
             sock.close()
+            if self._idle_timer is not None:
+                self._idle_timer.close()
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -383,9 +386,12 @@ class HttpConnection:
                     return self._timed_out()
             else:
                 wait = timeout
-            self._settimeout(wait)
             try:
-                n = self._sock.recv_into(self._buf)
+                if waiting:
+                    n = self._recv_idle(wait)
+                else:
+                    self._settimeout(wait)
+                    n = self._sock.recv_into(self._buf)
             except TimeoutError:
                 return None if waiting else self._timed_out()
             except OSError:
@@ -407,6 +413,28 @@ class HttpConnection:
             if self._dead and not ready:
                 return None
         return ready.popleft()
+
+    def _recv_idle(self, seconds: float) -> int:
+        """recv_into while the connection waits for its next request, up to `seconds`
+        (TimeoutError after). On a gevent socket the wait runs under one Timeout that the
+        connection keeps, started and cancelled around each wait, instead of the timer gevent
+        makes and drops for every wait under a socket timeout."""
+        if self._raw is None:
+            self._settimeout(seconds)
+            return self._sock.recv_into(self._buf)
+        timer = self._idle_timer
+        if timer is None or timer.seconds != seconds:
+            from gevent import Timeout
+
+            if timer is not None:
+                timer.close()
+            timer = self._idle_timer = Timeout(seconds, TimeoutError)
+        self._settimeout(None)
+        timer.start()
+        try:
+            return self._sock.recv_into(self._buf)
+        finally:
+            timer.cancel()
 
     @staticmethod
     def _start_header_timer(stage: ReadTimeout | None) -> tuple[float, float, int]:
