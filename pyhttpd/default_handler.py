@@ -207,7 +207,13 @@ def _send_file(r: Request, st: os.stat_result) -> int:
     ranges = None
     # An ErrorDocument page keeps its error status: no 304 or 206. One pass over the
     # request headers spares the lookups when none is conditional (If-*) or a Range.
-    if r.status == 200 and any(name[0] in "iIrR" for name, _ in r.headers_in):
+    conditional = False
+    if r.status == 200:
+        for name, _ in r.headers_in:
+            if name[0] in "iIrR":
+                conditional = True
+                break
+    if conditional:
         status = meets_conditions(r, etag, mtime)
         if status == 304:
             r.status = 304
@@ -222,12 +228,15 @@ def _send_file(r: Request, st: os.stat_result) -> int:
             if ranges == []:
                 r.err_headers_out.set("Content-Range", f"bytes */{size}")
                 return 416
-    put = headers.set if headers else headers.add  # nothing to replace in an empty table
-    put("Last-Modified", http_date(mtime))
-    put("ETag", etag)
-    put("Accept-Ranges", "bytes")
+    validators = (("Last-Modified", http_date(mtime)), ("ETag", etag), ("Accept-Ranges", "bytes"))
     if not ranges:
-        put("Content-Length", str(size))
+        validators += (("Content-Length", str(size)),)
+    if headers:
+        for name, value in validators:
+            headers.set(name, value)
+    else:
+        headers.extend(validators)  # nothing to replace in an empty table
+    if not ranges:
         if r.header_only or not size:
             r.send_headers()
             return OK

@@ -38,6 +38,10 @@ class Headers:
         """Add a value, keeping others of the same name (apr_table_add)."""
         self._items.append((name, value))
 
+    def extend(self, items: Iterable[tuple[str, str]]) -> None:
+        """Add several values, keeping others of the same names."""
+        self._items.extend(items)
+
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with one (apr_table_set)."""
         self.remove(name)

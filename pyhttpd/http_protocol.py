@@ -179,6 +179,8 @@ class HttpConnection:
         self._line_len = 0
         self._sock_timeout: float | None = -1.0
         self._idle_timer: Any = None  # see _recv_idle
+        self._stopping = _graceful_stop_check()
+        self._vhost: tuple[Any, str] = (None, "")  # the last request's server, its scoreboard name
         # the request being served
         self._msg = _Message()
         self._body_deadline = 0.0
@@ -252,7 +254,10 @@ class HttpConnection:
             return
         slot = self._slot
         if slot is not None:
-            slot.start_request(r.connection.remote_ip, _vhost_name(r), r.the_request, r.protocol)
+            vhost = self._vhost
+            if vhost[0] is not r.server:
+                vhost = self._vhost = (r.server, _vhost_name(r))
+            slot.start_request(r.connection.remote_ip, vhost[1], r.the_request, r.protocol)
         process_request(r)
         self._finish_response(r)
         if slot is not None:
@@ -863,7 +868,7 @@ class HttpConnection:
         limit = core.max_keep_alive_requests
         if limit and limit - c.keepalives <= 0:
             return False
-        return not _graceful_stop_requested()
+        return not self._stopping()
 
     def _finish_response(self, r: Request) -> None:
         """End the response: headers if the handler sent nothing, the collected body, the
@@ -969,19 +974,14 @@ def _without_line_breaks(lines: list[str]) -> str:
     return "".join(body) + "\r\n"
 
 
-_stop_check: Callable[[], bool] | None = None
-
-
-def _graceful_stop_requested() -> bool:
-    """Whether this child is stopping gracefully (then connections close after the response)."""
-    global _stop_check
-    if _stop_check is None:
-        try:
-            from pyhttpd.child import graceful_stop_requested as check
-        except ImportError:
-            check = _never
-        _stop_check = check
-    return _stop_check()
+def _graceful_stop_check() -> Callable[[], bool]:
+    """The check whether this child is stopping gracefully (then connections close after
+    the response); outside a child (tests) it never is."""
+    try:
+        from pyhttpd.child import graceful_stop_requested
+    except ImportError:
+        return _never
+    return graceful_stop_requested
 
 
 def _never() -> bool:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import weakref
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -31,9 +30,6 @@ if TYPE_CHECKING:
     from pyhttpd.server import Server
 
 ROOT_NOTE = "mapping.root"  # r.notes: the directory r.filename was mapped under
-
-# Per server: whether every directory allows FollowSymLinks, so one stat() is enough.
-_follows_everywhere: weakref.WeakKeyDictionary[Server, bool] = weakref.WeakKeyDictionary()
 
 
 def document_root(server: Server) -> str:
@@ -81,7 +77,10 @@ def map_to_storage(r: Request) -> int:
     filename = r.filename
     if not filename or filename[0] != "/":
         return DECLINED
-    if _follows_symlinks_everywhere(r.server):
+    follows = r.server.walker.follows_symlinks_everywhere  # type: ignore[union-attr]
+    if follows is None:
+        follows = _follows_symlinks_everywhere(r.server)
+    if follows:
         try:
             r.finfo = os.stat(filename)
         except OSError as e:
@@ -179,19 +178,18 @@ def directory_options(r: Request, directory: str) -> frozenset[str]:
 
 
 def _follows_symlinks_everywhere(server: Server) -> bool:
-    """Whether no Options anywhere in the server's directory config turns symlinks off."""
-    known = _follows_everywhere.get(server)
-    if known is None:
-        walker = server.walker
-        assert walker is not None
-        configs = [server.lookup_defaults.get("core")]
-        configs += [s.dir_config.get("core") for s in walker.directories + walker.directory_regex]
-        known = all(
-            c is None
-            or ((c.options is None or "FollowSymLinks" in c.options) and "FollowSymLinks" not in (c.options_remove or ()))
-            for c in configs
-        )
-        _follows_everywhere[server] = known
+    """Whether no Options anywhere in the server's directory config turns symlinks off
+    (worked out once, kept by the server's walker)."""
+    walker = server.walker
+    assert walker is not None
+    configs = [server.lookup_defaults.get("core")]
+    configs += [s.dir_config.get("core") for s in walker.directories + walker.directory_regex]
+    known = all(
+        c is None
+        or ((c.options is None or "FollowSymLinks" in c.options) and "FollowSymLinks" not in (c.options_remove or ()))
+        for c in configs
+    )
+    walker.follows_symlinks_everywhere = known
     return known
 
 

@@ -103,6 +103,9 @@ class Walker:
         self.defaults = server.lookup_defaults
         self._cache: dict[tuple[Section, ...], dict[str, Any]] = {}
         self._directory_cache: dict[str, list[Section]] = {}
+        # Whether no Options of the server's directory config turns symlinks off, so that one
+        # stat() maps a file; worked out by pyhttpd.mapping on first use.
+        self.follows_symlinks_everywhere: bool | None = None
 
     def location_sections(self, uri: str) -> list[Section]:
         return [s for s in self.locations if s.matches(uri)] if self.locations else []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pyhttpd import http_protocol
+from pyhttpd import child, http_protocol
 from pyhttpd.config import Config
 from pyhttpd.conftree import ConfigError
 from pyhttpd.http_protocol import HttpConnection
@@ -698,7 +698,7 @@ def test_slow_body_gets_408(harness):
 
 
 def test_graceful_stop_closes_after_the_current_response(harness, monkeypatch):
-    monkeypatch.setattr(http_protocol, "_stop_check", lambda: True)
+    monkeypatch.setattr(child, "_graceful_stop", True)
     responses = harness().exchange(GET * 2)
     assert len(responses) == 1
     assert responses[0].headers["connection"] == "close"
