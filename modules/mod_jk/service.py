@@ -30,10 +30,10 @@ _ESCAPE_SAFE = _PROXY_SAFE - {ord(";")}
 _SAFE_BYTES = {safe: bytes(sorted(safe)) for safe in (_PROXY_SAFE, _ESCAPE_SAFE)}
 # mod_jk reads chunked bodies this much short of a full packet, so a chunk size line fits.
 CHUNK_BUFFER_PAD = 12
-_NO_EXTENSIONS = RuleExtensions()
 # The first body packet is kept for a retry on another backend, which may have the
 # smallest max_packet_size; so it is never larger than that backend could take.
 FIRST_BODY_CHUNK = 8192 - 6
+_NO_EXTENSIONS = RuleExtensions()  # a request whose mapping rule has no extensions
 
 
 class ClientReadError(Exception):
