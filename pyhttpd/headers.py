@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from typing import Any, SupportsIndex, overload
 
 
-class Headers:
-    """An ordered list of (name, value) with case-insensitive lookup.
+class Headers(list[tuple[str, str]]):
+    """An ordered list of (name, value) with case-insensitive lookup by name.
 
     Request and response headers are few, so a list scanned on lookup beats a dict of lists
-    and keeps the order and the original spelling for forwarding.
+    and keeps the order and the original spelling for forwarding. Being a list, a table is
+    made, iterated, tested and extended without a Python-level call (a request makes four).
+    Indexing by a str looks a name up (KeyError when absent); by an int or slice it is the
+    list's.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ()
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str]] = list(items)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
         """The first value of `name`."""
         lname = name.lower()
-        for k, v in self._items:
+        for k, v in self:
             if k.lower() == lname:
                 return v
         return default
 
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()
-        return [v for k, v in self._items if k.lower() == lname]
+        return [v for k, v in self if k.lower() == lname]
 
     def get_joined(self, name: str, sep: str = ", ") -> str | None:
         """Every value of `name` joined, as a proxy merges repeated fields (Cookie uses '; ')."""
@@ -36,57 +36,56 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Add a value, keeping others of the same name (apr_table_add)."""
-        self._items.append((name, value))
-
-    def extend(self, items: Iterable[tuple[str, str]]) -> None:
-        """Add several values, keeping others of the same names."""
-        self._items.extend(items)
+        self.append((name, value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every value of `name` with one (apr_table_set)."""
         self.remove(name)
-        self._items.append((name, value))
+        self.append((name, value))
 
     def setdefault(self, name: str, value: str) -> str:
         existing = self.get(name)
         if existing is None:
-            self._items.append((name, value))
+            self.append((name, value))
             return value
         return existing
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str) -> None:  # type: ignore[override]
+        """Drop every value of `name` (apr_table_unset)."""
         lname = name.lower()
-        self._items = [(k, v) for k, v in self._items if k.lower() != lname]
-
-    def clear(self) -> None:
-        self._items.clear()
+        list.__setitem__(self, slice(None), [(k, v) for k, v in self if k.lower() != lname])
 
     def items(self) -> list[tuple[str, str]]:
-        return list(self._items)
+        return list(self)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
-    def __getitem__(self, name: str) -> str:
-        value = self.get(name)
+    @overload  # type: ignore[override]
+    def __getitem__(self, key: str) -> str: ...
+    @overload
+    def __getitem__(self, key: SupportsIndex) -> tuple[str, str]: ...
+    @overload
+    def __getitem__(self, key: slice) -> list[tuple[str, str]]: ...
+    def __getitem__(self, key: Any) -> Any:
+        if not isinstance(key, str):
+            return list.__getitem__(self, key)
+        value = self.get(key)
         if value is None:
-            raise KeyError(name)
+            raise KeyError(key)
         return value
 
-    def __setitem__(self, name: str, value: str) -> None:
-        self.set(name, value)
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(key, str):
+            self.set(key, value)
+        else:
+            list.__setitem__(self, key, value)
 
-    def __delitem__(self, name: str) -> None:
-        self.remove(name)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
+    def __delitem__(self, key: Any) -> None:
+        if isinstance(key, str):
+            self.remove(key)
+        else:
+            list.__delitem__(self, key)
 
     def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
+        return f"Headers({list.__repr__(self)})"
