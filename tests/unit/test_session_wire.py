@@ -432,3 +432,26 @@ def test_any_json_attributes_round_trip_in_a_delta(attributes):
     body = {"id": SID, "version": 1, "delta": delta.to_dict()}
     (frame,) = reader.feed(writer.encode(MessageType.DELTA, body))
     assert Delta.from_dict(frame.body["delta"]) == delta
+
+
+def test_a_payload_encoded_once_is_framed_for_each_connection():
+    from modules.mod_session_repl.wire import Payload
+
+    payload = Payload.of(MessageType.DELTA, DELTA_BODY, local=False)
+    frames = []
+    for nonce in (NONCE_A, NONCE_B):
+        writer = FrameWriter("node1", SECRET)
+        reader = FrameReader(SECRET, nonce=nonce)
+        reader.feed(writer.encode(MessageType.HELLO, hello(NONCE_A)))
+        writer.peer_nonce = nonce
+        (frame,) = reader.feed(writer.encode_payload(MessageType.DELTA, payload))
+        frames.append(frame)
+    assert frames[0].body == frames[1].body == DELTA_BODY
+    with pytest.raises(FrameError, match="cannot make"):
+        FrameWriter("", None).encode_payload(MessageType.DELTA, payload)  # a cluster payload
+
+
+def test_one_ack_may_answer_a_batch_of_frames():
+    check_body(MessageType.ACK, {"seq": 4, "result": "applied", "also": [5, 6]}, local=False)
+    with pytest.raises(FrameError, match="sequence numbers"):
+        check_body(MessageType.ACK, {"seq": 4, "also": [5, -1]}, local=False)
