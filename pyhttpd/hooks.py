@@ -82,6 +82,14 @@ class Hooks:
             fns = self._sorted[name] = tuple(e.fn for e in _sort(self._entries[name]))
         return fns
 
+    def table(self) -> dict[str, tuple[Callable[..., Any], ...]]:
+        """Every hook's functions in run order, by hook name, for code that runs several
+        hooks in a row (the request's path) and loops over them itself."""
+        if len(self._sorted) != len(self._entries):
+            for name in self._entries:
+                self.get(name)
+        return self._sorted
+
     def run_first(self, name: str, *args: Any) -> int:
         """Run until one function returns something other than DECLINED; return that."""
         try:

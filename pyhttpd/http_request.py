@@ -90,22 +90,32 @@ def _final(r: Request) -> Request:
 
 
 def _run_hooks(r: Request) -> int:
-    hooks = r.config.hooks
-    rv = hooks.run_all("post_read_request", r)
-    if rv != OK:
-        return rv
+    # The hooks' loops are written out: this runs for every request, and a run_all or
+    # run_first call per hook would double the calls it makes.
+    hooks = r.config.hooks.table()
+    for fn in hooks["post_read_request"]:
+        rv = fn(r)
+        if rv != OK and rv != DECLINED:
+            return rv
     walker = r.server.walker
     assert walker is not None
     locations = walker.location_sections(r.uri)
     r.per_dir_config = walker.merge(locations)
-    rv = hooks.run_first("translate_name", r)
+    rv = DECLINED
+    for fn in hooks["translate_name"]:
+        rv = fn(r)
+        if rv != DECLINED:
+            break
     if rv == DECLINED:
         return 500
-    if rv not in (OK, DONE):
+    if rv != OK and rv != DONE:
         return rv
-    rv = hooks.run_first("map_to_storage", r)
-    if rv not in (OK, DECLINED, DONE):
-        return rv
+    for fn in hooks["map_to_storage"]:
+        rv = fn(r)
+        if rv != DECLINED:
+            if rv != OK and rv != DONE:
+                return rv
+            break
     sections = []
     if r.filename:
         is_dir = stat.S_ISDIR(r.finfo.st_mode) if r.finfo is not None else False
@@ -117,24 +127,29 @@ def _run_hooks(r: Request) -> int:
     if r.body_limit and r.remaining is not None and r.remaining > r.body_limit:
         r.keepalive = False
         return 413
-    for name in ("header_parser", "access_checker"):
-        rv = hooks.run_all(name, r)
-        if rv != OK:
+    for fn in hooks["header_parser"] + hooks["access_checker"]:
+        rv = fn(r)
+        if rv != OK and rv != DECLINED:
             return rv
-    rv = hooks.run_first("type_checker", r)
-    if rv not in (OK, DECLINED):
-        return rv
+    for fn in hooks["type_checker"]:
+        rv = fn(r)
+        if rv != DECLINED:
+            if rv != OK:
+                return rv
+            break
     if core.handler and core.handler.lower() != "none":
         r.handler = core.handler
     if core.force_type and core.force_type.lower() != "none":
         r.content_type = core.force_type
-    rv = hooks.run_all("fixups", r)
-    if rv != OK:
-        return rv
-    rv = hooks.run_first("handler", r)
-    if rv == DECLINED:
-        return 404 if r.handler is None else 500
-    return rv
+    for fn in hooks["fixups"]:
+        rv = fn(r)
+        if rv != OK and rv != DECLINED:
+            return rv
+    for fn in hooks["handler"]:
+        rv = fn(r)
+        if rv != DECLINED:
+            return rv
+    return 404 if r.handler is None else 500
 
 
 def send_error_response(r: Request, status: int, recursion: int = 0) -> None:

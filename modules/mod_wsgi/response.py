@@ -38,7 +38,7 @@ _NAMES_MAX = 1024
 _NO_BODY = (204, 304)
 # Statuses and header lists already checked, by value (an application passes the same few
 # again and again): status -> its response form; headers -> (checked list, has length).
-_STATUSES: dict[str, str] = {}
+_STATUSES: dict[str, tuple[str, int]] = {}
 _HEADER_LISTS: dict[tuple[tuple[str, str], ...], tuple[list[tuple[str, str]], bool]] = {}
 _CHECKED_MAX = 256
 
@@ -80,15 +80,18 @@ def _check_headers(headers: list[tuple[str, str]]) -> tuple[list[tuple[str, str]
 class WsgiResponse:
     """The server side of one application call for request `r`."""
 
+    # Until start_response and the first write say otherwise.
+    status: str | None = None
+    code = 0  # the status as a number
+    headers_sent = False
+    content_length: int | None = None
+    written = 0
+    overrun = False
+    has_length = False
+
     def __init__(self, r: Request) -> None:
         self.r = r
-        self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
-        self.headers_sent = False
-        self.content_length: int | None = None
-        self.written = 0
-        self.overrun = False
-        self.has_length = False
 
     # -- the callables the application gets -------------------------------------------
 
@@ -108,7 +111,7 @@ class WsgiResponse:
         if checked_status is None:
             if not isinstance(status, str) or not _STATUS.match(status):
                 raise ValueError(f"status {status!r} is not a str of the form '200 OK'")
-            checked_status = from_wsgi(status)
+            checked_status = (from_wsgi(status), int(status[:3]))
             if len(_STATUSES) < _CHECKED_MAX:
                 _STATUSES[status] = checked_status
         if not isinstance(headers, list):
@@ -122,7 +125,7 @@ class WsgiResponse:
             known = _check_headers(headers)
             if key is not None and len(_HEADER_LISTS) < _CHECKED_MAX:
                 _HEADER_LISTS[key] = known
-        self.status = checked_status
+        self.status, self.code = checked_status
         self.headers = list(known[0])
         self.has_length = known[1]
         return self.write
@@ -189,7 +192,7 @@ class WsgiResponse:
         without chunked framing."""
         if self.status is None or not isinstance(body, bytes):
             return
-        code = int(self.status[:3])
+        code = self.code
         if code in _NO_BODY or code < 200 or self.has_length:
             return
         self.headers.append(("Content-Length", str(len(body))))
@@ -202,10 +205,10 @@ class WsgiResponse:
         self.headers_sent = True
         r = self.r
         assert self.status is not None
-        r.status = int(self.status[:3])
+        r.status = self.code
         r.status_line = self.status
         for name, value in self.headers:
-            lname = name.lower()
+            lname = _NAMES.get(name) or name.lower()
             if lname == "content-type":
                 r.content_type = value
                 continue
