@@ -76,6 +76,7 @@ LINGER_BYTES = 1 << 20
 DROPS_CONNECTION = frozenset((400, 408, 411, 413, 414, 500, 501, 503))
 _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length"))
+_HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Lengths of the request header names the protocol reads itself (Host, Expect, Connection,
@@ -180,6 +181,7 @@ class HttpConnection:
         self._sock_timeout: float | None = -1.0
         self._idle_timer: Any = None  # see _recv_idle
         self._stopping = _graceful_stop_check()
+        self._server_line = _server_header(config)
         self._vhost: tuple[Any, str] = (None, "")  # the last request's server, its scoreboard name
         # the request being served
         self._msg = _Message()
@@ -675,17 +677,17 @@ class HttpConnection:
         self._resp = r
         status = r.status
         status_line = r.status_line
-        lines = [
-            f"HTTP/1.1 {status_line}\r\n" if status_line and status_line.startswith(str(status)) else _status_line(status),
-            _date_header(r.request_time),
-            _server_header(self.config),
-        ]
+        if status_line and status_line.startswith(str(status)):
+            first = f"HTTP/1.1 {status_line}\r\n"
+        else:
+            first = _STATUS_LINES.get(status) or _status_line(status)
+        lines = [first, _date_header(r.request_time), self._server_line]
         length: int | None = None
         close = False
         for table in (r.headers_out, r.err_headers_out):
             for name, value in table:
-                lname = name.lower()
-                if lname in _HOP_BY_HOP:  # the framing and the connection are decided here
+                # The framing and the connection are decided here.
+                if len(name) in _HOP_BY_HOP_LENGTHS and (lname := name.lower()) in _HOP_BY_HOP:
                     if lname == "content-length":
                         if length is None and value.isdigit():
                             length = int(value)
