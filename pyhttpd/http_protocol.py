@@ -163,6 +163,7 @@ class HttpConnection:
         )
         self._line_cap = max(self._limit_field, self._limit_line + 32) + 2
         self._max_fields = self._limit_fields or sys.maxsize  # LimitRequestFields 0: no limit
+        self._max_field_bytes = self._limit_field - 2  # a field counts its ": " too
         self._header_timeout: ReadTimeout | None = core.header_read_timeout
         self._server: Server = self._base_server  # the last request's, for keep-alive
         # reading
@@ -413,10 +414,14 @@ class HttpConnection:
                 waiting = False
                 if self._slot is not None:
                     self._slot.set_status("R")
-                deadline, cap, rate = self._start_header_timer(header)
-            elif rate:
-                deadline = min(deadline + n / rate, cap) if cap else deadline + n / rate
-            self._feed_received(n)
+                self._feed_received(n)
+                if not ready and not self._dead:
+                    # More reads for this head: RequestReadTimeout header= runs from its first bytes.
+                    deadline, cap, rate = self._start_header_timer(header)
+            else:
+                if rate:
+                    deadline = min(deadline + n / rate, cap) if cap else deadline + n / rate
+                self._feed_received(n)
             if self._dead and not ready:
                 return None
         return ready.popleft()
@@ -436,7 +441,8 @@ class HttpConnection:
             if timer is not None:
                 timer.close()
             timer = self._idle_timer = Timeout(seconds, TimeoutError)
-        self._settimeout(None)
+        if self._sock_timeout is not None:
+            self._settimeout(None)
         timer.start()
         try:
             return self._sock.recv_into(self._buf)
@@ -534,10 +540,10 @@ class HttpConnection:
         if self._priming:
             return
         msg = self._parsing
-        msg.nfields += 1
-        if msg.nfields > self._max_fields:
+        nfields = msg.nfields = msg.nfields + 1
+        if nfields > self._max_fields:
             self._refuse_in_parser(400, "request failed: Number of request headers exceeds set limit")
-        if len(name) + len(value) + 2 > self._limit_field:
+        if len(name) + len(value) > self._max_field_bytes:
             self._refuse_in_parser(400, "request failed: Request header exceeds LimitRequestFieldSize: " + name.decode("latin-1")[:80])
         if msg.headers_done:
             return  # a trailer of a chunked body: checked, then dropped
