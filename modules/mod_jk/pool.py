@@ -149,13 +149,13 @@ class AjpConnection:
         """False when the peer closed the connection while it sat idle (or left data on it)."""
         try:
             self._settimeout(0.0)
-            data = self.sock.recv(1, socket.MSG_PEEK)
+            self.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
-            return True
+            return True  # nothing to read: still open
         except OSError:
             return False
-        # EOF, or stray bytes of a response nobody read: either way the connection is unusable.
-        return not data
+        # Readable: EOF (b""), or stray bytes of a response nobody read; either way unusable.
+        return False
 
     def cping(self, timeout: float) -> bool:
         """Send a CPing and wait ``timeout`` seconds for the CPong."""

@@ -55,6 +55,18 @@ def test_connection_closed_while_idle_is_replaced_without_the_client_noticing(tm
         assert tomcat.connections == 2
 
 
+def test_connection_closed_while_idle_is_not_sent_a_request(tmp_path):
+    with FakeContainer() as tomcat:
+        # One attempt only: the request must not be spent on the dead connection.
+        config = jk_config(tmp_path, ajp_worker(tomcat.port, retries=1))
+        serve(config, "GET /first")
+        tomcat.drop_connections()
+        time.sleep(0.05)
+        _, client = serve(config, "GET /second")
+        assert client.status == 200
+        assert page(client)["uri"] == "/second"
+
+
 def test_connection_that_dies_before_the_reply_is_retried_on_a_fresh_one(tmp_path):
     calls = []
 
