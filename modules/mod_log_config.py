@@ -169,12 +169,6 @@ def _optional(value: object) -> str | None:
     return None if value is None else escape_logitem(str(value))
 
 
-def _user(r: Request, arg: str | None) -> str | None:
-    if r.user is None:
-        return None
-    return escape_logitem(r.user) if r.user else '""'
-
-
 def _connection_status(r: Request, arg: str | None) -> str:
     """X aborted, + may be kept alive, - will be closed (as far as the request shows)."""
     if r.connection.aborted:
@@ -220,7 +214,7 @@ CODES: dict[str, tuple[str, bool]] = {
     "s": ("str(r.status)", False),
     "t": ("clf_time(r.request_time) if a is None else _time(r, a)", False),
     "T": ("_elapsed(r, a)", False),
-    "u": ("_user(r, a)", True),
+    "u": ("'-' if r.user is None else escape_logitem(r.user) if r.user else '\"\"'", False),
     "U": ("escape_path(r.uri)", False),
     "v": ("_optional(r.server.server_hostname)", True),
     "V": ("_optional(r.hostname or r.server.server_hostname)", True),
@@ -231,7 +225,7 @@ NEEDS_ARGUMENT = frozenset("Ceino")
 _CODE_NAMES = {
     f.__name__: f
     for f in (
-        _connection_status, _cookie, _elapsed, _header_out, _optional, _pid, _port, _time, _user,
+        _connection_status, _cookie, _elapsed, _header_out, _optional, _pid, _port, _time,
         clf_time, escape_logitem, escape_path,
     )
 } | {"time": time, "KEEPALIVES_NOTE": KEEPALIVES_NOTE}
@@ -493,7 +487,6 @@ class LogConfigModule(Module):
 
     def register_hooks(self, hooks: Hooks) -> None:
         hooks.register("check_config", check_config, module=self.name)
-        hooks.register("post_read_request", note_keepalives, module=self.name)
         hooks.register("post_config", open_logs, module=self.name)
         hooks.register("monitor", close_other_generations, module=self.name)
         hooks.register("log_transaction", log_transaction, module=self.name)
@@ -518,6 +511,10 @@ def check_config(config: Config) -> int:
                     entry.format = LogFormat(text)
                 except DirectiveError as e:
                     raise ConfigError(entry.file, entry.line, entry.directive, str(e)) from None
+    # %k needs the connection's count from before the request; noted only if some log wants it.
+    formats = [entry.format for server in config.servers for entry in server.module_config["log_config_module"].logs or ()]
+    if any(item.code == "k" for fmt in formats if fmt is not None for item in fmt.items):
+        config.hooks.register("post_read_request", note_keepalives, module="log_config_module")
     return OK
 
 
@@ -562,9 +559,14 @@ def log_transaction(r: Request) -> int:
         for entry in logs:
             if entry.env is None or entry.wanted(r):
                 assert entry.format is not None
-                if entry.log is None:
-                    entry.log = LogFile(entry.path)
-                entry.log.write((entry.format.render(r) + "\n").encode("utf-8", "backslashreplace"))
+                log = entry.log
+                if log is None:
+                    log = entry.log = LogFile(entry.path)
+                line = (entry.format.render(r) + "\n").encode("utf-8", "backslashreplace")
+                if log.fd is None:
+                    log.write(line)
+                else:
+                    os.write(log.fd, line)
     return OK
 
 

@@ -104,6 +104,18 @@ def logged_ids(lines: list[str]) -> list[str]:
     return ids
 
 
+def test_keepalive_count_and_connection_status_follow_the_connection(pyhttpd_factory):
+    server = pyhttpd_factory(
+        MODULES + 'LogFormat "%k %X %U" ka\nCustomLog logs/access_log ka\nMaxKeepAliveRequests 3\n',
+        files=FILES, start_servers=1,
+    )
+    with Client(server.port) as client:
+        for _ in range(3):
+            assert client.request("/hello.txt").status == 200
+    assert server.wait_for(lambda: len(log_lines(server)) == 3)
+    assert log_lines(server) == ["0 + /hello.txt", "1 + /hello.txt", "2 + /hello.txt"]
+
+
 def test_lines_from_all_children_under_load_are_whole_and_none_is_missing(pyhttpd_factory):
     server = pyhttpd_factory(TIMED, files=FILES, start_servers=2)
     load = Load(server.port, clients=12, count=150).start()
