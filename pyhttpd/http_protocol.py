@@ -840,12 +840,20 @@ class HttpConnection:
             framing = _UNTIL_CLOSE
         self._framing = framing
         c = r.connection
-        keep = framing != _UNTIL_CLOSE and not self._handler_close and self._keepalive_allowed(r)
+        core = r.server.core
+        limit = core.max_keep_alive_requests
+        # ap_set_keepalive: whether the connection carries another request after this one.
+        keep = (
+            framing != _UNTIL_CLOSE and not self._handler_close and not self._must_close
+            and r.keepalive and not c.aborted and self._msg.keep_alive
+            and r.status not in DROPS_CONNECTION
+            and core.keep_alive and core.keep_alive_timeout > 0
+            and not (limit and limit - c.keepalives <= 0)
+            and not self._stopping()
+        )
         self._keep = keep
         if keep:
             if "keep-alive" in self._msg.connection.lower():
-                core = r.server.core
-                limit = core.max_keep_alive_requests
                 timeout = int(core.keep_alive_timeout)
                 lines.append(
                     f"Keep-Alive: timeout={timeout}, max={limit - c.keepalives}\r\n" if limit
@@ -863,20 +871,6 @@ class HttpConnection:
         if head.count("\n") != len(lines) or head.count("\r") != len(lines):
             head = _without_line_breaks(lines)  # a header value must not split the response
         return head.encode("latin-1", "replace")
-
-    def _keepalive_allowed(self, r: Request) -> bool:
-        c = r.connection
-        if self._must_close or not r.keepalive or c.aborted or not self._msg.keep_alive:
-            return False
-        if r.status in DROPS_CONNECTION:
-            return False
-        core = r.server.core
-        if not core.keep_alive or core.keep_alive_timeout <= 0:
-            return False
-        limit = core.max_keep_alive_requests
-        if limit and limit - c.keepalives <= 0:
-            return False
-        return not self._stopping()
 
     def _finish_response(self, r: Request) -> None:
         """End the response: headers if the handler sent nothing, the collected body, the

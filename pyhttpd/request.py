@@ -178,23 +178,26 @@ class Request:
 
     def write(self, data: bytes) -> None:
         """Send body bytes; nothing is sent for HEAD requests."""
-        if not self.headers_sent:
-            self.send_headers()
+        if not self.headers_sent:  # send_headers(), without a second call
+            self.headers_sent = True
+            self.transport.send_headers(self)
         if data and not self.header_only:
             self.transport.write(data)
             self.bytes_sent += len(data)
 
     def sendfile(self, file: BinaryIO, offset: int, count: int) -> None:
         """Send part of an open file (os.sendfile where the protocol allows)."""
-        if not self.headers_sent:
-            self.send_headers()
+        if not self.headers_sent:  # send_headers(), without a second call
+            self.headers_sent = True
+            self.transport.send_headers(self)
         if count and not self.header_only:
             self.transport.sendfile(file, offset, count)
             self.bytes_sent += count
 
     def flush(self) -> None:
-        if not self.headers_sent:
-            self.send_headers()
+        if not self.headers_sent:  # send_headers(), without a second call
+            self.headers_sent = True
+            self.transport.send_headers(self)
         self.transport.flush()
 
     def __repr__(self) -> str:
