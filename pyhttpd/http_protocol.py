@@ -180,7 +180,7 @@ class HttpConnection:
         self._head_bytes = 0
         self._line_len = 0
         self._sock_timeout: float | None = -1.0
-        self._idle_timer: Any = None  # see _recv_idle
+        self._idle_timer: tuple[float, Any, Any] | None = None  # see _recv_idle
         self._stopping = _graceful_stop_check()
         self._server_line = _server_header(config)
         self._vhost: tuple[Any, str] = (None, "")  # the last request's server, its scoreboard name
@@ -360,7 +360,7 @@ class HttpConnection:
         finally:
             sock.close()
             if self._idle_timer is not None:
-                self._idle_timer.close()
+                self._idle_timer[1].close()
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -428,26 +428,28 @@ class HttpConnection:
 
     def _recv_idle(self, seconds: float) -> int:
         """recv_into while the connection waits for its next request, up to `seconds`
-        (TimeoutError after). On a gevent socket the wait runs under one Timeout that the
-        connection keeps, started and cancelled around each wait, instead of the timer gevent
-        makes and drops for every wait under a socket timeout."""
+        (TimeoutError after). On a gevent socket the wait runs under one loop timer that the
+        connection keeps and re-arms for each wait (libev's ev_timer_again), instead of the
+        Timeout gevent makes and drops for every wait under a socket timeout."""
         if self._raw is None:
             self._settimeout(seconds)
             return self._sock.recv_into(self._buf)
-        timer = self._idle_timer
-        if timer is None or timer.seconds != seconds:
-            from gevent import Timeout
+        idle = self._idle_timer
+        if idle is None or idle[0] != seconds:
+            from gevent import get_hub, getcurrent
 
-            if timer is not None:
-                timer.close()
-            timer = self._idle_timer = Timeout(seconds, TimeoutError)
+            if idle is not None:
+                idle[1].close()
+            # Repeating with the same interval, so that again() restarts the full interval.
+            idle = self._idle_timer = (seconds, get_hub().loop.timer(seconds, seconds), getcurrent().throw)
         if self._sock_timeout is not None:
             self._settimeout(None)
-        timer.start()
+        timer = idle[1]
+        timer.again(idle[2], TimeoutError)
         try:
             return self._sock.recv_into(self._buf)
         finally:
-            timer.cancel()
+            timer.stop()
 
     @staticmethod
     def _start_header_timer(stage: ReadTimeout | None) -> tuple[float, float, int]:

@@ -156,6 +156,15 @@ def test_idle_keep_alive_connection_closes_after_keep_alive_timeout(server):
         assert 0.8 < time.monotonic() - started < 3
 
 
+def test_a_connection_busier_than_keep_alive_timeout_stays_open(pyhttpd_factory):
+    server = pyhttpd_factory("KeepAliveTimeout 1\nMaxKeepAliveRequests 0\n", files={"htdocs/hello.txt": "hello\n"})
+    with Client(server.port) as client:
+        for _ in range(6):  # 2.4 s in all, each wait well inside KeepAliveTimeout 1
+            assert client.request("/hello.txt").status == 200
+            time.sleep(0.4)
+        assert client.request("/hello.txt").status == 200
+
+
 def test_max_keep_alive_requests_ends_the_connection(server):
     with Client(server.port) as client:
         statuses = [client.request("/hello.txt", headers={"Connection": "keep-alive"}) for _ in range(4)]
