@@ -8,10 +8,8 @@ Content-Type for an unknown extension; `DefaultType` names one to send instead.
 
 from __future__ import annotations
 
-import os
 import stat
-import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyhttpd.config import Config
 from pyhttpd.directive import Args, CmdParms, Context, Directive, DirectiveError, Handler
@@ -43,7 +41,11 @@ class MimeServerConfig:
     types: dict[str, str] | None = None
 
 
-@dataclass(eq=False)  # identity hash: the per-request lookup cache is keyed by the config
+# (content type, Content-Encoding, handler) for the extension part of a name.
+Found = tuple[str | None, str | None, str | None]
+
+
+@dataclass(eq=False)
 class MimeDirConfig:
     """Per-directory extension maps; None means "not set here"."""
 
@@ -52,11 +54,9 @@ class MimeDirConfig:
     encodings: dict[str, str] | None = None
     handlers: dict[str, str] | None = None
     default_type: str | None = None
-
-
-# (content type, Content-Encoding, handler) per merged config and extension part of a name.
-Found = tuple[str | None, str | None, str | None]
-_found: weakref.WeakKeyDictionary[MimeDirConfig, dict[str, Found]] = weakref.WeakKeyDictionary()
+    # What requests under this (merged) config found, by the extension part of a name
+    # (TypesConfig is the main server's alone, so its table is the same for all).
+    found: dict[str, Found] = field(default_factory=dict, repr=False)
 
 
 def _types_config(cmd: CmdParms, cfg: MimeServerConfig, path: str) -> None:
@@ -145,15 +145,12 @@ def type_checker(r: Request) -> int:
     if not filename or (r.finfo is not None and stat.S_ISDIR(r.finfo.st_mode)):
         return DECLINED
     dconf: MimeDirConfig = r.per_dir_config["mime_module"]
-    _, dot, exts = os.path.basename(filename).partition(".")
-    cache = _found.get(dconf)
-    if cache is None:
-        cache = _found[dconf] = {}
-    found = cache.get(exts)
+    _, dot, exts = filename.rpartition("/")[2].partition(".")
+    found = dconf.found.get(exts)
     if found is None:
         found = _find(dconf, r.server.module_config["mime_module"].types or {}, exts.split(".") if dot else [])
-        if len(cache) < 4096:
-            cache[exts] = found
+        if len(dconf.found) < 4096:
+            dconf.found[exts] = found
     content_type, encoding, handler = found
     if content_type is not None:
         r.content_type = content_type

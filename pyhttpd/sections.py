@@ -102,7 +102,7 @@ class Walker:
         self.locations = [s for s in all_sections if s.kind == "location"]
         self.defaults = server.lookup_defaults
         self._cache: dict[tuple[Section, ...], dict[str, Any]] = {}
-        self._directory_cache: dict[str, list[Section]] = {}
+        self._walk_cache: dict[tuple[str, bool], list[Section]] = {}
         # Whether no Options of the server's directory config turns symlinks off, so that one
         # stat() maps a file; worked out by pyhttpd.mapping on first use.
         self.follows_symlinks_everywhere: bool | None = None
@@ -119,23 +119,23 @@ class Walker:
             return []
         if is_dir is None:
             is_dir = os.path.isdir(filename)
-        directory = filename if is_dir else os.path.dirname(filename)
-        # The same few directories come back request after request.
-        found = self._directory_cache.get(directory)
+        # The same few files and directories come back request after request.
+        key = (filename, is_dir)
+        found = self._walk_cache.get(key)
         if found is None:
+            directory = filename if is_dir else os.path.dirname(filename)
             found = [s for s in self.directories if s.matches(directory)]
             found += [s for s in self.directory_regex if s.matches(directory)]
-            if len(self._directory_cache) < 4096:
-                self._directory_cache[directory] = found
-        if not self.files:
-            return list(found)
-        base = os.path.basename(filename)
-        return found + [
-            s
-            for s in self.files
-            if s.matches(base)
-            and (s.within is None or directory == s.within or directory.startswith(s.within + "/"))
-        ]
+            base = os.path.basename(filename)
+            found += [
+                s
+                for s in self.files
+                if s.matches(base)
+                and (s.within is None or directory == s.within or directory.startswith(s.within + "/"))
+            ]
+            if len(self._walk_cache) < 4096:
+                self._walk_cache[key] = found
+        return list(found)
 
     def merge(self, sections: list[Section]) -> dict[str, Any]:
         """The server's defaults with each section's per-dir configs merged over them in order."""
