@@ -78,6 +78,7 @@ _TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZab
 _HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "content-length"))
 _HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}  # llhttp's version -> r.protocol
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # Lengths of the request header names the protocol reads itself (Host, Expect, Connection,
 # Content-Length, Transfer-Encoding): other names are not even lowercased.
@@ -183,6 +184,7 @@ class HttpConnection:
         self._idle_timer: tuple[float, Any, Any] | None = None  # see _recv_idle
         self._stopping = _graceful_stop_check()
         self._server_line = _server_header(config)
+        self._selected: tuple[str | None, Server | None] = (None, None)  # see _prepare
         self._vhost: tuple[Any, str] = (None, "")  # the last request's server, its scoreboard name
         # the request being served
         self._msg = _Message()
@@ -275,16 +277,17 @@ class HttpConnection:
         if method:
             r.method = method
         r.unparsed_uri = url
-        r.protocol = protocol = "HTTP/" + msg.version
-        r.proto_num = 1001 if msg.version == "1.1" else 1000
+        version = msg.version
+        r.protocol = protocol = _PROTOCOLS.get(version) or "HTTP/" + version
+        r.proto_num = 1001 if version == "1.1" else 1000
         r.the_request = f"{method} {url} {protocol}" if method else ""
         r.header_only = method == "HEAD"
         r.headers_in = Headers(msg.headers)
         r.remaining = None if msg.transfer_encoding is not None else (msg.content_length or 0)
         if msg.error is not None:
             raise msg.error
-        if msg.version not in ("1.1", "1.0"):
-            if msg.version[0] in "01":
+        if version not in _PROTOCOLS:
+            if version[0] in "01":
                 raise _Refusal(400, f"request failed: unsupported protocol {protocol}")
             raise _Refusal(505, f"request failed: unsupported protocol {protocol}")
         target = split_target(url)
@@ -296,8 +299,12 @@ class HttpConnection:
         if msg.host is None and target.hostname is None and r.proto_num >= 1001:
             raise _Refusal(400, "client sent HTTP/1.1 request without hostname (see RFC2616 section 14.23)")
         r.hostname = hostname
-        c = r.connection
-        r.server = select_server(self.config, c.local_ip, c.local_port, hostname)
+        # The virtual host by Host, remembered for the connection's next requests.
+        known = self._selected
+        if known[0] != hostname or known[1] is None:
+            c = r.connection
+            known = self._selected = (hostname, select_server(self.config, c.local_ip, c.local_port, hostname))
+        r.server = known[1]
         if msg.transfer_encoding is not None:
             if msg.transfer_encoding.strip().lower() != "chunked":
                 raise _Refusal(400, f"client sent unknown Transfer-Encoding ({msg.transfer_encoding}): {url}")
