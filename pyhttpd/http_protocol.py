@@ -181,7 +181,7 @@ class HttpConnection:
         self._head_bytes = 0
         self._line_len = 0
         self._sock_timeout: float | None = -1.0
-        self._idle_timer: tuple[float, Any, Any] | None = None  # see _recv_idle
+        self._idle: tuple[float, Any, Any, Any, Any] | None = None  # see _recv_idle
         self._stopping = _graceful_stop_check()
         self._server_line = _server_header(config)
         self._selected: tuple[str | None, Server | None] = (None, None)  # see _prepare
@@ -365,9 +365,10 @@ class HttpConnection:
         except OSError:
             pass
         finally:
+            if self._idle is not None:  # before the descriptor can be reused
+                self._idle[2].close()
+                self._idle[3].close()
             sock.close()
-            if self._idle_timer is not None:
-                self._idle_timer[1].close()
 
     # -- reading requests ----------------------------------------------------------------
 
@@ -435,28 +436,42 @@ class HttpConnection:
 
     def _recv_idle(self, seconds: float) -> int:
         """recv_into while the connection waits for its next request, up to `seconds`
-        (TimeoutError after). On a gevent socket the wait runs under one loop timer that the
-        connection keeps and re-arms for each wait (libev's ev_timer_again), instead of the
-        Timeout gevent makes and drops for every wait under a socket timeout."""
-        if self._raw is None:
+        (TimeoutError after). On a gevent socket the request is taken straight from the OS
+        socket when it is already there (the usual case under load); else the greenlet waits
+        on the hub for the socket to become readable, under a loop timer the connection keeps
+        and re-arms (libev's ev_timer_again). gevent's recv would make, start and drop a
+        Timeout for every such wait."""
+        raw = self._raw
+        if raw is None:
             self._settimeout(seconds)
             return self._sock.recv_into(self._buf)
-        idle = self._idle_timer
-        if idle is None or idle[0] != seconds:
-            from gevent import get_hub, getcurrent
+        while True:
+            try:
+                return raw.recv_into(self._buf)
+            except BlockingIOError:
+                pass
+            idle = self._idle
+            if idle is None or idle[0] != seconds:
+                idle = self._idle = self._idle_watchers(seconds)
+            timer = idle[3]
+            timer.again(idle[4], TimeoutError)
+            try:
+                idle[1].wait(idle[2])
+            finally:
+                timer.stop()
 
-            if idle is not None:
-                idle[1].close()
-            # Repeating with the same interval, so that again() restarts the full interval.
-            idle = self._idle_timer = (seconds, get_hub().loop.timer(seconds, seconds), getcurrent().throw)
-        if self._sock_timeout is not None:
-            self._settimeout(None)
-        timer = idle[1]
-        timer.again(idle[2], TimeoutError)
-        try:
-            return self._sock.recv_into(self._buf)
-        finally:
-            timer.stop()
+    def _idle_watchers(self, seconds: float) -> tuple[float, Any, Any, Any, Any]:
+        """(seconds, the hub, a read watcher on the socket, a timer repeating every
+        `seconds` so that again() restarts the whole interval, this greenlet's throw)."""
+        from gevent import get_hub, getcurrent
+
+        hub = get_hub()
+        if self._idle is not None:
+            self._idle[3].close()
+            io = self._idle[2]
+        else:
+            io = hub.loop.io(self._raw.fileno(), 1)
+        return seconds, hub, io, hub.loop.timer(seconds, seconds), getcurrent().throw
 
     @staticmethod
     def _start_header_timer(stage: ReadTimeout | None) -> tuple[float, float, int]:
