@@ -66,6 +66,11 @@ OUTPUT_BUFFER = 16384
 one write (with TCP_NODELAY set, a second small write would be a second packet)."""
 GATHER_PARTS = 64
 """A larger body goes out with its head in one sendmsg of up to this many pieces."""
+KEEPALIVE_TURN = 0.001
+"""Seconds a keep-alive connection may go on serving requests that are already there when
+the last one is done; then it waits for the hub like the others. Otherwise a client quick to
+send its next request keeps the child's greenlets to itself and the other connections'
+requests wait (the latency tail)."""
 DISCARD_LIMIT = 1 << 20
 """Unread request body read and dropped after a response to keep the connection; more
 than this and the connection is closed instead."""
@@ -181,7 +186,9 @@ class HttpConnection:
         self._head_bytes = 0
         self._line_len = 0
         self._sock_timeout: float | None = -1.0
-        self._idle: tuple[float, Any, Any, Any, Any] | None = None  # see _recv_idle
+        self._watchers: tuple[Any, Any, Any, Any] | None = None  # see _make_watchers
+        self._idle_timer: tuple[float, Any] | None = None  # see _recv_idle
+        self._turn_ends = time.monotonic() + KEEPALIVE_TURN
         self._stopping = _graceful_stop_check()
         self._server_line = _server_header(config)
         self._selected: tuple[str | None, Server | None] = (None, None)  # see _prepare
@@ -365,9 +372,11 @@ class HttpConnection:
         except OSError:
             pass
         finally:
-            if self._idle is not None:  # before the descriptor can be reused
-                self._idle[2].close()
-                self._idle[3].close()
+            if self._watchers is not None:  # before the descriptor can be reused
+                self._watchers[1].close()
+                self._watchers[3].close()
+            if self._idle_timer is not None:
+                self._idle_timer[1].close()
             sock.close()
 
     # -- reading requests ----------------------------------------------------------------
@@ -382,6 +391,7 @@ class HttpConnection:
         connection is over (closed by the client, idle past KeepAliveTimeout)."""
         ready = self._ready
         if ready:
+            self._yield_turn()
             return ready.popleft()
         if self._dead or self._eof:
             return None
@@ -437,41 +447,51 @@ class HttpConnection:
     def _recv_idle(self, seconds: float) -> int:
         """recv_into while the connection waits for its next request, up to `seconds`
         (TimeoutError after). On a gevent socket the request is taken straight from the OS
-        socket when it is already there (the usual case under load); else the greenlet waits
-        on the hub for the socket to become readable, under a loop timer the connection keeps
-        and re-arms (libev's ev_timer_again). gevent's recv would make, start and drop a
-        Timeout for every such wait."""
+        socket when it is already there (the usual case under load) and the connection's turn
+        (KEEPALIVE_TURN) is not over; else the greenlet waits on the hub for the socket to
+        become readable, under a loop timer the connection keeps and re-arms (libev's
+        ev_timer_again). gevent's recv would make, start and drop a Timeout for every wait."""
         raw = self._raw
         if raw is None:
             self._settimeout(seconds)
             return self._sock.recv_into(self._buf)
         while True:
-            try:
-                return raw.recv_into(self._buf)
-            except BlockingIOError:
-                pass
-            idle = self._idle
+            if time.monotonic() < self._turn_ends:
+                try:
+                    return raw.recv_into(self._buf)
+                except BlockingIOError:
+                    pass
+            hub, io, throw, _ = self._watchers or self._make_watchers()
+            idle = self._idle_timer
             if idle is None or idle[0] != seconds:
-                idle = self._idle = self._idle_watchers(seconds)
-            timer = idle[3]
-            timer.again(idle[4], TimeoutError)
+                if idle is not None:
+                    idle[1].close()
+                # Repeating every `seconds`, so that again() restarts the whole interval.
+                idle = self._idle_timer = (seconds, hub.loop.timer(seconds, seconds))
+            timer = idle[1]
+            timer.again(throw, TimeoutError)
             try:
-                idle[1].wait(idle[2])
+                hub.wait(io)
             finally:
                 timer.stop()
+            self._turn_ends = time.monotonic() + KEEPALIVE_TURN
 
-    def _idle_watchers(self, seconds: float) -> tuple[float, Any, Any, Any, Any]:
-        """(seconds, the hub, a read watcher on the socket, a timer repeating every
-        `seconds` so that again() restarts the whole interval, this greenlet's throw)."""
+    def _yield_turn(self) -> None:
+        """Let the hub serve the child's other connections once before this one goes on with
+        requests it has already received (pipelined), when its turn is over."""
+        if self._raw is None or time.monotonic() < self._turn_ends:
+            return
+        hub, _, _, soon = self._watchers or self._make_watchers()
+        hub.wait(soon)  # due right after the hub's next poll, so the ready ones go first
+        self._turn_ends = time.monotonic() + KEEPALIVE_TURN
+
+    def _make_watchers(self) -> tuple[Any, Any, Any, Any]:
+        """The hub, a read watcher on the socket, this greenlet's throw, a timer due at once."""
         from gevent import get_hub, getcurrent
 
         hub = get_hub()
-        if self._idle is not None:
-            self._idle[3].close()
-            io = self._idle[2]
-        else:
-            io = hub.loop.io(self._raw.fileno(), 1)
-        return seconds, hub, io, hub.loop.timer(seconds, seconds), getcurrent().throw
+        self._watchers = (hub, hub.loop.io(self._raw.fileno(), 1), getcurrent().throw, hub.loop.timer(0.0))
+        return self._watchers
 
     @staticmethod
     def _start_header_timer(stage: ReadTimeout | None) -> tuple[float, float, int]:

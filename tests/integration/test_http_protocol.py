@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import socket
+import threading
 import time
 
 import pytest
@@ -145,6 +146,35 @@ def test_slow_clients_do_not_hold_up_others(server):
     finally:
         for sock in slow:
             sock.close()
+
+
+def test_a_long_pipelined_run_from_one_client_does_not_hold_up_the_others(pyhttpd_factory):
+    server = pyhttpd_factory("MaxKeepAliveRequests 0\n", files={"htdocs/hello.txt": "hello\n"}, start_servers=1)
+    count = 20000
+    one = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    answered = [0]
+
+    def read_all() -> None:
+        tail = b""
+        while answered[0] < count and (data := one.recv(1 << 20)):
+            data = tail + data
+            answered[0] += data.count(b"\r\n\r\nhello\n")
+            tail = data[-9:]  # shorter than the pattern: nothing is counted twice
+
+    reader = threading.Thread(target=read_all)
+    reader.start()
+    try:
+        one.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n" * count)
+        while answered[0] < 100:
+            time.sleep(0.001)
+        with Client(server.port) as other:
+            assert other.request("/hello.txt").status == 200
+        # The other client was answered while the long run was still being served.
+        assert answered[0] < count // 2
+    finally:
+        reader.join(60)
+        one.close()
+    assert answered[0] == count
 
 
 def test_date_and_server_headers(server):
