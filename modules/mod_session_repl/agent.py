@@ -52,7 +52,7 @@ from gevent.event import AsyncResult, Event
 from gevent.pool import Group
 from gevent.server import StreamServer
 
-from .direct_send import DirectSender
+from .direct_send import BatchSender
 from .membership import Member, Membership
 from .multicast import MulticastService
 from .peer import PeerLink, percentile
@@ -252,58 +252,41 @@ class SessionAgent:
     def _serve_local(self, sock: Any, address: Any) -> None:
         reader = FrameReader(None)
         writer = FrameWriter("", None)
-        sender = DirectSender(sock)
-        out: list[bytes] = []
-        pending = Event()
-        # Replies are written by one greenlet, so the replies that become ready together
-        # (a batch of ACKs completes several sync commits) leave in one send.
+        # Replies that become ready in one turn of the loop (those of the frames of one
+        # receive, or the sync commits a batch of ACKs completes) leave in one send.
+        sender = BatchSender(sock, lambda exc: sock.close())
 
         def reply(seq: int, body: dict[str, Any]) -> None:
+            body["re"] = seq
             try:
-                out.append(writer.encode(MessageType.REPLY, {"re": seq, **body}, check=False))
+                sender.send(writer.encode(MessageType.REPLY, body, check=False))
             except FrameError as exc:  # a reply too large for a frame: say so instead
                 error = {"re": seq, "ok": False, "error": f"too large: {exc}"}
-                out.append(writer.encode(MessageType.REPLY, error))
-            pending.set()
-
-        def write_loop() -> None:
-            while True:
-                pending.wait()
-                pending.clear()
-                data = b"".join(out)
-                out.clear()
-                try:
-                    sender.send_all(data)
-                except OSError:
-                    return
+                sender.send(writer.encode(MessageType.REPLY, error))
 
         def answer_later(frame: Frame) -> None:
             reply(frame.seq, self._local_request(frame))
 
-        writer_greenlet = gevent.spawn(write_loop)
-        try:
-            while True:
-                try:
-                    data = sock.recv(65536)
-                except OSError:
-                    return
-                if not data:
-                    return
-                try:
-                    frames = reader.feed(data)
-                except WireError as exc:
-                    self.log("error", f"bad frame from a child, connection closed: {exc}")
-                    return
-                for frame in frames:
-                    if self._may_wait(frame):
-                        self._greenlets.spawn(answer_later, frame)
-                    elif frame.type in (MessageType.COMMIT, MessageType.INVALIDATE):
-                        # Answered when the members acknowledged (sync), without a greenlet.
-                        self._change(frame, partial(reply, frame.seq))
-                    else:
-                        reply(frame.seq, self._local_request(frame))
-        finally:
-            writer_greenlet.kill(block=False)
+        while True:
+            try:
+                data = sock.recv(262144)
+            except OSError:
+                return
+            if not data:
+                return
+            try:
+                frames = reader.feed(data)
+            except WireError as exc:
+                self.log("error", f"bad frame from a child, connection closed: {exc}")
+                return
+            for frame in frames:
+                if self._may_wait(frame):
+                    self._greenlets.spawn(answer_later, frame)
+                elif frame.type in (MessageType.COMMIT, MessageType.INVALIDATE):
+                    # Answered when the members acknowledged (sync), without a greenlet.
+                    self._change(frame, partial(reply, frame.seq))
+                else:
+                    reply(frame.seq, self._local_request(frame))
 
     def _may_wait(self, frame: Frame) -> bool:
         """Whether answering *frame* may block (and so needs a greenlet of its own)."""

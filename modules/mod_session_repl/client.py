@@ -15,11 +15,11 @@ from typing import Any
 
 import gevent
 from gevent import socket as gsocket
-from gevent.event import AsyncResult
+from gevent.hub import Waiter, get_hub
 from gevent.lock import Semaphore
 
 from .backend import SessionGone, SessionStoreUnavailable, SessionTooLarge
-from .direct_send import DirectSender
+from .direct_send import BatchSender
 from .session import Delta, Session
 from .wire import FrameError, FrameReader, FrameWriter, MessageType, WireError
 
@@ -29,65 +29,84 @@ REAP_INTERVAL = 0.5  # how often overdue requests are failed (cheaper than a tim
 
 
 class _Connection:
+    """One connection to the agent.  No greenlet reads it: a watcher of the hub does,
+    and each reply switches straight to the greenlet waiting for it.  Requests made
+    during one turn of the event loop leave together (see :class:`BatchSender`)."""
+
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        self.sender = DirectSender(sock)
+        self._raw = sock._sock  # the OS socket under the gevent one: read from the hub, never waits
+        self.hub = get_hub()
+        self.sender = BatchSender(sock, self._send_failed)
         self.reader = FrameReader(None)
         self.writer = FrameWriter("", None)
-        self.lock = Semaphore()
-        self.pending: dict[int, tuple[AsyncResult, float]] = {}
+        self.pending: dict[int, tuple[Waiter, float]] = {}
         self.closed = False
-        self.greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._reap_loop)]
+        loop = self.hub.loop
+        self._watcher = loop.io(sock.fileno(), 1)
+        self._watcher.start(self._readable)
+        self._reaper = loop.timer(REAP_INTERVAL, REAP_INTERVAL, ref=False)
+        self._reaper.start(self._reap)
 
     def call(self, msg_type: MessageType, body: dict[str, Any], timeout: float) -> dict[str, Any]:
-        result = AsyncResult()
-        with self.lock:
-            data = self.writer.encode(msg_type, body, check=False)  # the agent checks it
-            self.pending[self.writer.seq] = (result, time.monotonic() + timeout)
-            try:
-                self.sender.send_all(data)
-            except OSError as exc:
-                self.close()
-                raise ConnectionError(str(exc)) from None
-        return result.get()
+        if self.closed:
+            raise ConnectionError("the session agent closed the connection")
+        data = self.writer.encode(msg_type, body, check=False)  # the agent checks it
+        waiter = Waiter(self.hub)
+        self.pending[self.writer.seq] = (waiter, time.monotonic() + timeout)
+        self.sender.send(data)
+        return waiter.get()
 
-    def _read_loop(self) -> None:
+    def _readable(self) -> None:
         try:
-            while True:
-                data = self.sock.recv(65536)
-                if not data:
-                    break
-                for frame in self.reader.feed(data):
-                    waiter = self.pending.pop(frame.body["re"], None)
-                    if waiter is not None:
-                        waiter[0].set(frame.body)
-        except (OSError, WireError):
-            pass
-        self.close()
+            data = self._raw.recv(262144)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        try:
+            frames = self.reader.feed(data)
+        except WireError:
+            self.close()
+            return
+        pending = self.pending
+        for frame in frames:
+            waiter = pending.pop(frame.body["re"], None)
+            if waiter is not None:
+                waiter[0].switch(frame.body)
 
-    def _reap_loop(self) -> None:
-        while not self.closed:
-            gevent.sleep(REAP_INTERVAL)
-            now = time.monotonic()
-            for seq, (waiter, deadline) in list(self.pending.items()):
-                if deadline < now:
-                    del self.pending[seq]
-                    waiter.set_exception(TimeoutError())
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for seq, (waiter, deadline) in list(self.pending.items()):
+            if deadline < now:
+                del self.pending[seq]
+                waiter.throw(TimeoutError())
+
+    def _send_failed(self, exc: OSError) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._watcher.stop()
+        self._reaper.stop()
         try:
             self.sock.close()
         except OSError:
             pass
         pending, self.pending = self.pending, {}
-        for waiter, _ in pending.values():
-            waiter.set_exception(ConnectionError("the session agent closed the connection"))
-        for greenlet in self.greenlets:
-            if greenlet is not gevent.getcurrent():
-                greenlet.kill(block=False)
+        if pending:
+            # Waiters are woken from the hub, whoever closes.
+            self.hub.loop.run_callback(_fail, list(pending.values()))
+
+
+def _fail(waiters: list[tuple[Waiter, float]]) -> None:
+    for waiter, _ in waiters:
+        waiter.throw(ConnectionError("the session agent closed the connection"))
 
 
 class AgentClient:

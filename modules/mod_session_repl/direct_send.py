@@ -5,11 +5,19 @@ in Python on every call.  Frames between a child and its agent, or between
 agents, are small and the kernel nearly always takes them at once, so they go
 to the non-blocking OS socket first and through ``sendall`` (which waits)
 only for what did not fit.
+
+:class:`BatchSender` goes further for connections that carry many small
+frames from many greenlets: the frames queued during one turn of the event
+loop leave together, in one system call, from a callback of the hub.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+import gevent
+from gevent.hub import get_hub
 
 
 class DirectSender:
@@ -18,11 +26,11 @@ class DirectSender:
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         raw = getattr(sock, "_sock", None) if type(sock).__module__.startswith("gevent.") else None
-        self._raw = raw if raw is not None and raw.gettimeout() == 0.0 else None
+        self.raw = raw if raw is not None and raw.gettimeout() == 0.0 else None
 
     def send_all(self, data: bytes) -> None:
         """Send every byte of *data*; raises OSError if the connection is gone."""
-        raw = self._raw
+        raw = self.raw
         if raw is not None:
             try:
                 sent = raw.send(data)
@@ -32,3 +40,64 @@ class DirectSender:
                 return
             data = memoryview(data)[sent:]
         self.sock.sendall(data)
+
+
+class BatchSender:
+    """Queues frames for *sock* and sends those of one event loop turn with one call.
+
+    :meth:`send` never blocks: the hub sends at the end of the turn, straight to
+    the OS socket; what the kernel does not take then is sent by a greenlet that
+    waits for room, and frames queued meanwhile follow it in order.  *on_error*
+    gets the OSError of a connection that is gone (called from the hub or that
+    greenlet).
+    """
+
+    def __init__(self, sock: Any, on_error: Callable[[OSError], None]) -> None:
+        self._direct = DirectSender(sock)
+        self._raw = self._direct.raw
+        self._on_error = on_error
+        self._out: list[bytes] = []
+        self._scheduled = False
+        self._draining = False
+        self._loop = get_hub().loop
+
+    def send(self, data: bytes) -> None:
+        """Queue *data* to go out at the end of this turn of the event loop."""
+        self._out.append(data)
+        if not self._scheduled and not self._draining:
+            self._scheduled = True
+            self._loop.run_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        out = self._out
+        if self._draining or not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        sent = 0
+        if self._raw is not None:
+            try:
+                sent = self._raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                self._on_error(exc)
+                return
+            if sent == len(data):
+                return
+        self._draining = True
+        gevent.spawn(self._drain, memoryview(data)[sent:] if sent else data)
+
+    def _drain(self, rest: Any) -> None:
+        try:
+            while True:
+                self._direct.sock.sendall(rest)
+                if not self._out:
+                    return
+                rest = b"".join(self._out)
+                self._out.clear()
+        except OSError as exc:
+            self._on_error(exc)
+        finally:
+            self._draining = False
