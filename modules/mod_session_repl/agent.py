@@ -309,7 +309,7 @@ class SessionAgent:
         sync = body.get("sync", self.settings.sync)
         try:
             if frame.type is MessageType.COMMIT:
-                self.commit(body["id"], body["delta"], sync, answer)
+                self.commit(body["id"], body["delta"], sync, answer, frame.length)
             else:
                 self.invalidate(body["id"], sync, answer)
         except Exception as exc:  # a bug must not take the agent down with it
@@ -383,18 +383,22 @@ class SessionAgent:
         raw_delta: dict[str, Any],
         sync: bool,
         answer: Callable[[dict[str, Any]], None],
+        length: int | None = None,
     ) -> None:
         """Apply a request's changes and replicate them.
 
         *answer* gets the reply: at once, or in sync mode once every alive member
-        acknowledged (or ACK_TIMEOUT passed).
+        acknowledged (or ACK_TIMEOUT passed).  *length*, if known, is at least the
+        bytes of *raw_delta* as JSON (the length of the frame it came in).
         """
         try:
             delta = Delta.from_dict(raw_delta)
         except ValueError as exc:
             answer({"ok": False, "error": f"malformed delta: {exc}"})
             return
-        size = self._oversize(session_id, delta, raw_delta)
+        if length is None:
+            length = len(compact_json(raw_delta))
+        size = self._oversize(session_id, delta, length)
         if size is not None:
             self.counters["oversize_commits"] += 1
             answer(
@@ -407,7 +411,7 @@ class SessionAgent:
             return
         now = time.time()
         try:
-            version = self.store.commit(session_id, delta, now)
+            version = self.store.commit(session_id, delta, now, length)
         except (KeyError, ValueError):
             answer({"ok": False, "error": "gone"})
             return
@@ -425,15 +429,18 @@ class SessionAgent:
             )
         self._replicate(resolved, msg_type, body, sync, partial(answer, reply), everyone)
 
-    def _oversize(self, session_id: str, delta: Delta, raw_delta: dict[str, Any]) -> int | None:
-        """The size the session would have after *delta*, if that is over the limit.
+    def _oversize(self, session_id: str, delta: Delta, length: int) -> int | None:
+        """The size the session would have after *delta* (at most *length* bytes of
+        JSON), if that is over the limit.
 
         A session must fit in one frame to be replicated, transferred and read back.
         Only a session near the limit is measured precisely.
         """
         session = self.store.get(session_id)
-        current = session.size if session is not None else 0
-        if current + len(compact_json(raw_delta)) <= MAX_SESSION_BYTES:
+        current = session.size_at_most() if session is not None else 0
+        if current + length <= MAX_SESSION_BYTES:
+            return None
+        if session is not None and session.measure() + length <= MAX_SESSION_BYTES:
             return None
         attributes = dict(session.attributes) if session is not None else {}
         for change in delta.changes:
@@ -810,7 +817,9 @@ class SessionAgent:
             except ValueError as exc:
                 self._ack(link, frame, "error", str(exc))
                 return
-            result = self.store.apply_delta(body["id"], delta, body["version"], now, frame.sender)
+            result = self.store.apply_delta(
+                body["id"], delta, body["version"], now, frame.sender, frame.length
+            )
             self._ack(link, frame, result.value)
         elif msg_type is MessageType.INVALIDATE:
             self.store.invalidate(body["id"], now)

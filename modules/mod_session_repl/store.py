@@ -72,6 +72,8 @@ class StoredSession:
     # Per attribute name, including removed ones (their tombstones).
     stamps: dict[str, Stamp] = field(default_factory=dict)
     _size: int | None = field(default=None, repr=False, compare=False)
+    # At least size: the size last measured plus the JSON bytes of every delta since.
+    _bound: int | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -79,6 +81,19 @@ class StoredSession:
         if self._size is None:
             self._size = len(compact_json(self.attributes))
         return self._size
+
+    def size_at_most(self) -> int:
+        """An upper bound of :attr:`size`, kept up to date without encoding the
+        attributes on every change (measured again only when a change did not
+        say how large it was)."""
+        if self._bound is None:
+            self._bound = self.size
+        return self._bound
+
+    def measure(self) -> int:
+        """The exact :attr:`size`, which :meth:`size_at_most` returns from now on."""
+        self._bound = self.size
+        return self._bound
 
     def to_dict(self, now: float) -> dict[str, JSONValue]:
         """The session as JSON types for state transfer.
@@ -163,8 +178,10 @@ def _stamp(raw: object, session_id: str) -> Stamp:
     raise ValueError(f"session {session_id}: stamp {raw!r:.60} is not [version, writer]")
 
 
-def _merge(session: StoredSession, delta: Delta, stamp: Stamp) -> bool:
-    """Apply the parts of *delta* newer than what *session* holds; whether any were."""
+def _merge(session: StoredSession, delta: Delta, stamp: Stamp, length: int | None) -> bool:
+    """Apply the parts of *delta* newer than what *session* holds; whether any were.
+
+    *length* is at least the bytes of the delta as JSON, if known."""
     took = False
     for change in delta.changes:
         if stamp > session.stamps.get(change.name, _NEVER):
@@ -180,6 +197,8 @@ def _merge(session: StoredSession, delta: Delta, stamp: Stamp) -> bool:
         took = True
     if took:
         session._size = None
+        if session._bound is not None:
+            session._bound = None if length is None else session._bound + length
     return took
 
 
@@ -204,7 +223,7 @@ def _merge_record(session: StoredSession, other: StoredSession) -> bool:
         took = True
     session.last_accessed = max(session.last_accessed, other.last_accessed)
     if took:
-        session._size = None
+        session._size = session._bound = None
     return took
 
 
@@ -297,8 +316,12 @@ class SessionStore:
             self.member if origin is None else origin,
         )
 
-    def commit(self, session_id: str, delta: Delta, now: float) -> int:
+    def commit(self, session_id: str, delta: Delta, now: float, length: int | None = None) -> int:
         """Apply a delta from a request served here and return the session's new version.
+
+        *length*, if known, is at least the bytes of the delta as JSON (say, the
+        length of the frame it came in): it keeps :meth:`StoredSession.size_at_most`
+        up to date.
 
         Commits made here win over everything the store holds, whatever version
         the request loaded.  A delta with ``created`` creates the session.
@@ -315,7 +338,7 @@ class SessionStore:
             self.invalidate(resolved, now)
             return version
         stamp = (version, self.member)
-        _merge(session, delta, stamp)
+        _merge(session, delta, stamp, length)
         session.version, session.writer = stamp
         session.primary = self.member
         if delta.accessed:
@@ -323,9 +346,15 @@ class SessionStore:
         return version
 
     def apply_delta(
-        self, session_id: str, delta: Delta, version: int, now: float, origin: str
+        self,
+        session_id: str,
+        delta: Delta,
+        version: int,
+        now: float,
+        origin: str,
+        length: int | None = None,
     ) -> ApplyResult:
-        """Apply a delta that *origin* committed as *version*.
+        """Apply a delta that *origin* committed as *version* (*length* as for :meth:`commit`).
 
         Changes older than what the store holds are ignored, so deltas may arrive
         late, twice or out of order.  MISSING and GAP ask the caller to pull the
@@ -345,7 +374,7 @@ class SessionStore:
         stamp = (version, origin)
         gap = version > session.version + 1
         newer = stamp > (session.version, session.writer)
-        took = _merge(session, delta, stamp)
+        took = _merge(session, delta, stamp, length)
         if not newer and not took:
             return ApplyResult.IGNORED
         if newer:

@@ -112,12 +112,14 @@ class MessageType(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Frame:
-    """One decoded frame: its type, sequence number, sender member id and JSON body."""
+    """One decoded frame: its type, sequence number, sender member id, JSON body and the
+    length of the payload it was decoded from."""
 
     type: MessageType
     seq: int
     sender: str
     body: dict[str, Any]
+    length: int = 0
 
 
 _Field = tuple[Callable[[object], bool], str]
@@ -465,7 +467,7 @@ class FrameReader:
         sender = self._decode_sender(signed[HEADER_LEN : HEADER_LEN + sender_len])
         body = self._decode_payload(msg_type, signed[HEADER_LEN + sender_len :])
         self.last_seq = seq
-        return Frame(msg_type, seq, sender, body)
+        return Frame(msg_type, seq, sender, body, length)
 
     def _check_order(self, msg_type: MessageType, seq: int, link: bytes) -> None:
         if seq <= self.last_seq:

@@ -436,3 +436,23 @@ def test_async_commits_wait_once_a_member_falls_too_far_behind(cluster, monkeypa
         answer(seq, body)
     waiter.join(5)
     assert waiter.successful() and len(sessions) == 3
+
+
+def test_many_small_commits_still_stop_a_session_at_the_size_limit(cluster):
+    from modules.mod_session_repl.backend import SessionTooLarge
+
+    (a,) = cluster(1)
+    session = a.new_session(part0="x" * 200_000)
+    loaded = a.client.load(session.id)
+    loaded["part1"] = "x" * 200_000
+    a.client.commit(loaded, loaded.delta(), sync=True)
+    loaded = a.client.load(session.id)
+    loaded["part2"] = "x" * 200_000  # 600 KB in all: over the limit of 512 KB
+    with pytest.raises(SessionTooLarge, match="more than the limit"):
+        a.client.commit(loaded, loaded.delta(), sync=True)
+    for i in range(2000):  # small replacements, far more bytes in all than the limit
+        loaded = a.client.load(session.id)
+        loaded["part0"] = "y" * 200
+        loaded["counter"] = i
+        a.client.commit(loaded, loaded.delta(), sync=True)
+    assert a.client.load(session.id)["counter"] == 1999

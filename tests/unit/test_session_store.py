@@ -425,3 +425,37 @@ def test_member_leaving_moves_only_the_backups_it_held():
     after = {i: backup_member_for(i, members[:-1]) for i in ids}
     moved = {i for i in ids if before[i] != after[i]}
     assert moved == {i for i in ids if before[i] == "node4"}
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from("abc"), st.one_of(st.none(), st.text(max_size=40))),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_size_at_most_never_undercounts_after_commits_and_applied_deltas(actions):
+    here, there = SessionStore("node1"), SessionStore("node2")
+    sid = new_session_id("node1")
+    here.create(sid, 1000.0)
+    for version, (name, value) in enumerate(actions, start=1):
+        change = Change("remove", name) if value is None else Change("set", name, value)
+        delta = Delta(changes=(change,), created=1000.0 if version == 1 else None)
+        length = len(json.dumps(delta.to_dict(), separators=(",", ":"), ensure_ascii=False))
+        here.commit(sid, delta, 1000.0 + version, length)
+        there.apply_delta(sid, delta, version, 1000.0 + version, "node1", length)
+        for store in (here, there):
+            session = store.get(sid)
+            assert session.size_at_most() >= session.size
+    assert here.get(sid).measure() == here.get(sid).size
+
+
+def test_a_change_of_unknown_length_measures_the_session_again(store):
+    sid = new_session_id("node1")
+    store.create(sid, 1000.0)
+    store.commit(sid, Delta(changes=(Change("set", "a", "x" * 100),)), 1001.0, 200)
+    assert store.get(sid).size_at_most() == len('{"a":""}') + 100
+    store.commit(sid, Delta(changes=(Change("set", "a", "y"),)), 1002.0, 20)
+    assert store.get(sid).size_at_most() == len('{"a":""}') + 100 + 20
+    store.commit(sid, Delta(changes=(Change("set", "a", "z"),)), 1003.0)
+    assert store.get(sid).size_at_most() == len('{"a":"z"}')
