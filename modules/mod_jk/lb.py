@@ -4,7 +4,9 @@ Pure: no sockets and no clock. Every time is passed in as ``now`` (seconds since
 epoch). The state of the members lives in a :class:`~modules.mod_jk.lb_shm.Balancer`, fixed
 size records in a buffer shared by all children, so a failed member is seen by every
 child at once and the balancing is fair across them. Every read-modify-write of those
-records happens under the balancer's lock. The rules are mod_jk's (``jk_lb_worker.c``).
+records happens under the balancer's lock; an election only reads them (see
+:func:`choose_member`), so a request takes the lock twice: to count its start and its end.
+The rules are mod_jk's (``jk_lb_worker.c``).
 
 One request through an lb worker, as the caller drives it (attempt counting, pool
 acquisition and the sleeps between passes are the caller's)::
@@ -27,7 +29,7 @@ from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from .lb_shm import Balancer, LbRecord, MemberRecord
+    from .lb_shm import Balancer, MemberRecord
 
 # mod_jk starts global maintenance up to this many seconds early (JK_LB_MAINTAIN_TOLERANCE).
 MAINTAIN_TOLERANCE = 2
@@ -218,38 +220,42 @@ def _cookie_values(header: str, name: str) -> Iterator[str]:
         start = header.find(name, start + 1)
 
 
+# Raw state and activation numbers, compared on the request path without enum lookups.
+_FORCE, _BUSY, _RECOVER, _ERROR, _OK = State.FORCE.value, State.BUSY.value, State.RECOVER.value, \
+    State.ERROR.value, State.OK.value
+_ACTIVE, _DISABLED, _STOPPED = Activation.ACTIVE.value, Activation.DISABLED.value, Activation.STOPPED.value
+_PESSIMISTIC = Lock.PESSIMISTIC.value
+
+
 class _Selection:
     """One request's view of the members: shm states, overridden by local failures.
 
     States and activations are the records' raw numbers (comparable with the enums).
     """
 
+    __slots__ = ("members", "activations", "states", "distances", "values", "_routes")
+
     def __init__(self, lb: Balancer, exclude: Collection[str],
                  activations: Mapping[str, Activation] | None) -> None:
-        self.members = members = lb.members
-        self.activations: list[int] = []
-        self.states: list[int] = []
-        self.distances: list[int] = []
-        self.values: list[int] = []
-        for member in members:
-            activation, state, distance, _, _, value = member.load
-            self.activations.append(activation)
-            self.states.append(state)
-            self.distances.append(distance)
-            self.values.append(value)
+        self.members = lb.members
+        codes: Sequence[int]
+        states: Sequence[int]
+        codes, states, self.distances, _, _, self.values = zip(*[m.load for m in lb.members],
+                                                                 strict=True)
         if exclude:
-            self.states = [State.ERROR if name in exclude else state
-                           for name, state in zip(lb.names, self.states, strict=True)]
+            states = [_ERROR if name in exclude else state
+                      for name, state in zip(lb.names, states, strict=True)]
         if activations:
-            self.activations = [activations.get(name, activation)
-                                for name, activation in zip(lb.names, self.activations, strict=True)]
+            codes = [activations.get(name, code) for name, code in zip(lb.names, codes, strict=True)]
+        self.states = states
+        self.activations = codes
         self._routes: list[str] | None = None
 
     def usable(self, i: int) -> bool:
-        return usable(self.states[i], self.activations[i])
+        return self.states[i] <= _FORCE and self.activations[i] == _ACTIVE
 
     def usable_sticky(self, i: int) -> bool:
-        return usable_sticky(self.states[i], self.activations[i])
+        return self.states[i] <= _BUSY and self.activations[i] != _STOPPED
 
     def by_route(self, route: str) -> int:
         if self._routes is None:
@@ -288,15 +294,30 @@ def choose_member(
     are the mapping's ``active=``/``disabled=``/``stopped=`` overrides, and a ``stateless`` request
     ignores load values (round robin). The global maintenance runs first when it is due, as
     mod_jk runs it on the request path. A member waiting for recovery becomes the probe.
+
+    With the Optimistic lock (mod_jk's default) the members are read without the lock, as
+    mod_jk's election reads its shm: states and activations are single bytes and every counter
+    is rewritten under the lock by :func:`record_start` and the end of the request, so a racing
+    election at worst sees the load one request behind, which the next one evens out. Only
+    making a member the probe must be exclusive, so that choice is made again under the lock.
+    The Pessimistic lock makes every election under the lock.
     """
-    maintain(lb, now)
+    _, lock, sticky, _, interval, _, last_maintain = lb.record.election
+    if _maintain_due(interval, last_maintain, now):
+        maintain(lb, now)
+    routes = _routes(route) if sticky else []
+    if lock != _PESSIMISTIC:
+        view = _Selection(lb, exclude, activations)
+        chosen = _choose(lb, view, routes, stateless)
+        if chosen is None or view.states[chosen] != _RECOVER:
+            return None if chosen is None else lb.members[chosen]
     with lb.lock:
         view = _Selection(lb, exclude, activations)
-        chosen = _choose(lb, view, _routes(route) if lb.record.sticky_session else [], stateless)
+        chosen = _choose(lb, view, routes, stateless)
         if chosen is None:
             return None
         member = lb.members[chosen]
-        if view.states[chosen] == State.RECOVER:
+        if view.states[chosen] == _RECOVER:
             member.state = State.PROBE  # only this request probes it
         return member
 
@@ -311,7 +332,7 @@ def _choose(lb: Balancer, view: _Selection, routes: list[str], stateless: bool) 
     if len(view.members) == 1:
         if not view.usable_sticky(0):
             return None
-        if view.activations[0] != Activation.DISABLED:
+        if view.activations[0] != _DISABLED:
             return 0
     for route in routes:
         found = _by_session_route(lb, view, route)
@@ -345,19 +366,20 @@ def _by_session_route(lb: Balancer, view: _Selection, route: str) -> int:
 
 
 def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
-    count = len(view.members)
-    offset = lb.record.next_offset
-    distances, values = view.distances, view.values
+    record = lb.record
+    states, activations, distances, values = view.states, view.activations, view.distances, view.values
+    count = len(states)
+    offset = record.next_offset
     best = -1
     for step in range(count):
         i = (offset + step) % count
-        if not view.usable(i):
+        if states[i] > _FORCE or activations[i] != _ACTIVE:
             continue
         if best < 0 or distances[i] < distances[best] or (
                 not stateless and distances[i] == distances[best] and values[i] < values[best]):
             best = i
     if best >= 0:
-        lb.record.next_offset = best + 1
+        record.next_offset = best + 1  # a hint where the next scan starts: a lost write is harmless
     return best
 
 
@@ -379,16 +401,15 @@ def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless
     record = lb.record
     method = record.method
     new_session = not session and not stateless
+    counts = method in _COUNTS_EVERY_REQUEST or (new_session and method in _COUNTS_NEW_SESSIONS)
     with lb.lock:
         busy, max_busy = record.busy_counters
         busy += 1
         record.busy_counters = (busy, max(max_busy, busy))
         mult, value, busy, max_busy, elected, snapshot, sessions = member.counters
         busy += 1
-        if method in _COUNTS_EVERY_REQUEST or (new_session and method in _COUNTS_NEW_SESSIONS):
-            value += mult
-        member.counters = (mult, value, busy, max(max_busy, busy), elected + 1, snapshot,
-                           sessions + 1 if new_session else sessions)
+        member.counters = (mult, value + mult if counts else value, busy, max(max_busy, busy),
+                           elected + 1, snapshot, sessions + 1 if new_session else sessions)
 
 
 def record_busy(lb: Balancer, member: MemberRecord) -> None:
@@ -405,24 +426,27 @@ def release_busy(lb: Balancer, member: MemberRecord) -> None:
             member.state = State.OK
 
 
-def _finish(lb: Balancer, member: MemberRecord, read: int, transferred: int,
-            clear_errors: bool = False) -> None:
-    """Count the end of a request: load (Traffic, Busyness), bytes, busy; with ``clear_errors``
-    the error times go back to 0."""
-    record = lb.record
-    method = record.method
-    mult, value, busy, max_busy, elected, snapshot, sessions = member.counters
+def _finish(lb: Balancer, member: MemberRecord, method: Method, read: int, transferred: int,
+            served: bool) -> None:
+    """Count the end of a request, under the lock: load (Traffic, Busyness), bytes, busy. A
+    ``served`` request leaves the member OK with its error times cleared; a failed one leaves
+    it OK unless it is in ERROR."""
+    (state, distance, factor, mult, value, busy, max_busy, elected, snapshot, sessions, errors,
+     client_errors, reply_timeouts, member_transferred, member_read, first_error_time,
+     last_error_time) = member.tally
     if method == Method.TRAFFIC:
         value += (read + transferred) * mult
     elif method == Method.BUSYNESS:
         value = max(0, value - mult)
-    member.counters = (mult, value, max(0, busy - 1), max_busy, elected, snapshot, sessions)
-    if read or transferred or clear_errors:
-        member_transferred, member_read, first_error_time, last_error_time = member.traffic
-        if clear_errors:
-            first_error_time = last_error_time = 0.0
-        member.traffic = (member_transferred + transferred, member_read + read, first_error_time,
-                          last_error_time)
+    if served:
+        state = _OK
+        first_error_time = last_error_time = 0.0
+    elif state != _ERROR:
+        state = _OK
+    member.tally = (state, distance, factor, mult, value, max(0, busy - 1), max_busy, elected, snapshot,
+                    sessions, errors, client_errors, reply_timeouts, member_transferred + transferred,
+                    member_read + read, first_error_time, last_error_time)
+    record = lb.record
     busy, max_busy = record.busy_counters
     record.busy_counters = (max(0, busy - 1), max_busy)
 
@@ -432,9 +456,9 @@ def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferre
 
     ``read`` and ``transferred`` are the bytes received from and sent to the backend.
     """
+    method = lb.record.method
     with lb.lock:
-        _finish(lb, member, read, transferred, clear_errors=True)
-        member.state = State.OK
+        _finish(lb, member, method, read, transferred, served=True)
 
 
 def record_error(
@@ -453,10 +477,9 @@ def record_error(
     when it has no other request in flight, when ``error_escalation_time`` is 0 or when its
     first error is that old. Client, internal, protocol and soft status errors leave it as is.
     """
+    method = lb.record.method
     with lb.lock:
-        _finish(lb, member, read, transferred)
-        if member.state != State.ERROR:
-            member.state = State.OK
+        _finish(lb, member, method, read, transferred, served=False)
         if kind in (ErrorKind.CLIENT, ErrorKind.STATUS):
             if kind == ErrorKind.CLIENT:
                 member.client_errors += 1
@@ -516,23 +539,21 @@ def maintain(lb: Balancer, now: float) -> bool:
     """
     record = lb.record
     # Seen from outside the lock first, so a request takes it only when a run is due.
-    if not _maintain_due(record, now):
+    if not _maintain_due(record.maintain_time, record.last_maintain_time, now):
         return False
     with lb.lock:
-        interval = record.maintain_time
-        elapsed = now - record.last_maintain_time + MAINTAIN_TOLERANCE
-        if interval <= 0 or elapsed < interval:
+        interval, last = record.maintain_time, record.last_maintain_time
+        if not _maintain_due(interval, last, now):
             return False
         record.last_maintain_time = now
-        highest = _decay(lb, int(elapsed // interval))
+        highest = _decay(lb, int((now - last + MAINTAIN_TOLERANCE) // interval))
         if not _recover(lb, highest, now):
             _force_recovery(lb)
         return True
 
 
-def _maintain_due(record: LbRecord, now: float) -> bool:
-    interval = record.maintain_time
-    return interval > 0 and now - record.last_maintain_time + MAINTAIN_TOLERANCE >= interval
+def _maintain_due(interval: int, last: float, now: float) -> bool:
+    return interval > 0 and now - last + MAINTAIN_TOLERANCE >= interval
 
 
 def _decay(lb: Balancer, exponent: int) -> int:

@@ -230,11 +230,14 @@ class MemberRecord(_Record):
     route = _Text()
     domain = _Text()
     redirect = _Text()
-    # What a request reads and updates, a group at a time.
+    # What a request reads and updates, a group at a time: the election reads ``load``, the
+    # start of a request rewrites ``counters``, its end ``tally`` (state to last_error_time).
     load = _Group("activation", "state", "distance", "lb_factor", "lb_mult", "lb_value")
     counters = _Group("lb_mult", "lb_value", "busy", "max_busy", "elected", "elected_snapshot", "sessions")
-    traffic = _Group("transferred", "read", "first_error_time", "last_error_time")
-    notes = _Group("lb_value", "busy", "elected", "errors", "transferred", "read")
+    tally = _Group("state", "distance", "lb_factor", "lb_mult", "lb_value", "busy", "max_busy", "elected",
+                   "elected_snapshot", "sessions", "errors", "client_errors", "reply_timeouts",
+                   "transferred", "read", "first_error_time", "last_error_time")
+    notes = _Group("activation", "state", "lb_value", "busy", "elected", "errors", "transferred", "read")
 
     def __repr__(self) -> str:
         return f"<MemberRecord {self.name} {self.activation.text} {self.state.text} lb_value={self.lb_value}>"
@@ -265,6 +268,9 @@ class LbRecord(_Record):
     session_cookie = _Text()
     session_path = _Text()
     busy_counters = _Group("busy", "max_busy")
+    # What an election reads: its rules, whether maintenance is due and where the scan starts.
+    election = _Group("method", "lock", "sticky_session", "sticky_session_force", "maintain_time",
+                      "next_offset", "last_maintain_time")
 
 
 class Balancer:

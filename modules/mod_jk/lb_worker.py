@@ -21,7 +21,7 @@ from typing import Any
 
 from . import lb
 from .ajp_worker import AjpWorker, Outcome, ServiceResult
-from .lb import ErrorKind, State
+from .lb import Activation, ErrorKind, State
 from .lb_shm import Balancer, MemberRecord
 from .service import ServiceRequest
 
@@ -39,6 +39,9 @@ _NOTES = ("NAME", "TYPE", "VALUE", "ACCESSED", "READ", "TRANSFERRED", "ERRORS", 
           "STATE")
 _FIRST_NOTES = tuple("JK_LB_FIRST_" + note for note in _NOTES)
 _LAST_NOTES = tuple("JK_LB_LAST_" + note for note in _NOTES)
+# jkstatus's names by the records' raw numbers, so a note needs no enum lookup.
+_ACTIVATION_TEXTS = {activation.value: activation.text for activation in Activation}
+_STATE_TEXTS = {state.value: state.text for state in State}
 _NO_MEMBER = ServiceResult(Outcome.BACKEND_ERROR, 503, False,
                            "All tomcat instances failed, no more workers left")
 
@@ -176,9 +179,10 @@ class LbWorker:
 
     @staticmethod
     def _note_values(balancer: Balancer, member: MemberRecord) -> tuple[str, ...]:
-        lb_value, busy, elected, errors, transferred, read = member.notes
+        activation, state, lb_value, busy, elected, errors, transferred, read = member.notes
         return (balancer.name_of(member), "ajp13", str(lb_value), str(elected), str(read),
-                str(transferred), str(errors), str(busy), member.activation.text, member.state.text)
+                str(transferred), str(errors), str(busy), _ACTIVATION_TEXTS[activation],
+                _STATE_TEXTS[state])
 
     def maintain(self, now: float) -> None:
         """Decay, recovery and idle marking (once per worker.maintain over all children)."""

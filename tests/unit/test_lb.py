@@ -578,14 +578,42 @@ def test_buffer_too_small_is_refused():
         BalancerState(bytearray(BalancerState.size_for(config) - 1), config, StrictLock())
 
 
-def test_every_update_takes_the_lock_once():
+def test_an_optimistic_request_takes_the_lock_only_to_count_its_start_and_its_end():
     lock = StrictLock()
     lb = make_lb(TWO_NODES, lock=lock)
     before = lock.taken
     member = choose_member(lb, None, 0)  # selection; no maintenance is due
+    assert lock.taken == before
     record_start(lb, member, session=False)
     record_success(lb, member)
+    assert lock.taken - before == 2
+
+
+def test_a_pessimistic_lb_elects_under_the_lock():
+    lock = StrictLock()
+    lb = make_lb(TWO_NODES + "worker.lb.lock=P\n", lock=lock)
+    before = lock.taken
+    serve(lb)
     assert lock.taken - before == 3
+
+
+def test_a_probe_another_child_took_meanwhile_is_not_probed_twice():
+    class OtherChildProbesFirst(StrictLock):
+        balancer = None
+
+        def __enter__(self):
+            super().__enter__()
+            node1 = self.balancer and self.balancer.member("node1")
+            if node1 and node1.state is State.RECOVER:  # the other child's election won the lock
+                node1.state = State.PROBE
+
+    lock = OtherChildProbesFirst()
+    lb = lock.balancer = make_lb(TWO_NODES, lock=lock)
+    fail(lb, "node1", now=0)
+    maintain(lb, now=100)
+    assert lb.member("node1").state is State.RECOVER
+    assert choose_member(lb, "node1", 100).name == "node2"
+    assert lb.member("node1").state is State.PROBE
 
 
 def test_maintenance_takes_the_lock_only_when_a_run_is_due():
