@@ -59,6 +59,7 @@ STATUS_LETTERS = ".S_RWKLDCGI"
 _STATUS_CODES = {letter: ord(letter) for letter in STATUS_LETTERS}
 _DEAD_CODE = ord(SERVER_DEAD)
 _READY_CODE = ord(SERVER_READY)
+_BUSY_WRITE_CODE = ord(SERVER_BUSY_WRITE)
 # Besides ready (idle) and graceful, the states mod_status does not count as busy.
 _NOT_BUSY = frozenset((SERVER_DEAD, SERVER_STARTING, SERVER_IDLE_KILL))
 
@@ -76,6 +77,7 @@ SEGMENT_NAME_MAX = 32
 """Longest segment name, in UTF-8 bytes."""
 
 _PROCESS = struct.Struct("<iBBxxqddQ24x")
+_PROCESS_START = struct.Struct("<iBBxxqdd")  # up to the connection count
 _PROC_PID_AT = 0
 _PROC_QUIESCING_AT = 4
 _PROC_NOT_ACCEPTING_AT = 5
@@ -114,7 +116,8 @@ _F64 = struct.Struct("<d")
 _PID_GENERATION = struct.Struct("<iq")
 _TWO_U64 = struct.Struct("<QQ")
 _COUNTERS_AND_TIMES = struct.Struct("<6Q4d")
-_TEXT = struct.Struct(f"<{CLIENT_SIZE}s{VHOST_SIZE}s{PROTOCOL_SIZE}s{REQUEST_SIZE}s")
+_WHO = struct.Struct(f"<{CLIENT_SIZE}s{VHOST_SIZE}s{PROTOCOL_SIZE}s")
+_WHO_AND_REQUEST = struct.Struct(f"<{_WHO.size}s{REQUEST_SIZE}s")
 
 
 def _align(n: int) -> int:
@@ -237,8 +240,8 @@ class SegmentLock:
         # A fork taken while another thread held the lock would leave the child's copy held.
         self._local = threading.Lock()
 
-    def acquire(self) -> None:
-        """Wait until this process holds the lock."""
+    def acquire(self) -> SegmentLock:
+        """Wait until this process holds the lock; returns the lock."""
         local = self._local
         local.acquire()
         try:
@@ -246,15 +249,15 @@ class SegmentLock:
         except BaseException:
             local.release()
             raise
+        return self
 
     def release(self) -> None:
         """Release the lock taken by acquire()."""
         fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._offset)
         self._local.release()
 
-    def __enter__(self) -> SegmentLock:
-        self.acquire()
-        return self
+    # A with block takes and drops the lock straight away: it guards every balancer update.
+    __enter__ = acquire
 
     def __exit__(
         self,
@@ -262,7 +265,8 @@ class SegmentLock:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.release()
+        fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, self._offset)
+        self._local.release()
 
 
 class Segment:
@@ -283,20 +287,20 @@ class Segment:
 
 
 def _field(struct_: struct.Struct, offset: int, doc: str, writable: bool = False) -> property:
-    def get(self: _SlotView) -> int | float:
+    def get(self: _SlotView | Scoreboard) -> int | float:
         return struct_.unpack_from(self._mm, self._base + offset)[0]
 
-    def set_(self: _SlotView, value: int | float) -> None:
+    def set_(self: _SlotView | Scoreboard, value: int | float) -> None:
         struct_.pack_into(self._mm, self._base + offset, value)
 
     return property(get, set_ if writable else None, doc=doc)
 
 
 def _flag(offset: int, doc: str) -> property:
-    def get(self: _SlotView) -> bool:
+    def get(self: _SlotView | Scoreboard) -> bool:
         return bool(self._mm[self._base + offset])
 
-    def set_(self: _SlotView, value: bool) -> None:
+    def set_(self: _SlotView | Scoreboard, value: bool) -> None:
         self._mm[self._base + offset] = 1 if value else 0
 
     return property(get, set_, doc=doc)
@@ -339,9 +343,12 @@ class ProcessSlot(_SlotView):
     connections = _field(_U64, _PROC_CONNECTIONS_AT, "Connections this child has accepted.")
 
     def start(self, pid: int, generation: int) -> None:
-        """Record a newly forked child in this slot (the master calls this after fork)."""
-        _PROCESS.pack_into(
-            self._mm, self._base, pid, 0, 0, generation, time.time(), time.monotonic(), 0
+        """Record a newly forked child in this slot (the master calls this after fork).
+
+        The connection count is the child's from its start (the slot's was zeroed when it was
+        freed): the child may have counted a connection before the master gets here."""
+        _PROCESS_START.pack_into(
+            self._mm, self._base, pid, 0, 0, generation, time.time(), time.monotonic()
         )
 
     def beat(self) -> None:
@@ -379,11 +386,15 @@ class WorkerSlot(_SlotView):
     end_request() on it; they cost a few struct packs each. Times are time.time().
     """
 
-    __slots__ = ("thread",)
+    __slots__ = ("thread", "_who", "_who_fields")
 
     def __init__(self, mm: mmap.mmap, base: int, slot: int, thread: int) -> None:
         super().__init__(mm, base, slot)
         self.thread = thread
+        # The last client, vhost and protocol and their encoded fields: they change per
+        # connection, not per request, so most requests reuse the encoding.
+        self._who: tuple[str, str, str] = ("", "", "")
+        self._who_fields = bytes(_WHO.size)
 
     pid = _field(_I32, _W_PID_AT, "Pid of the process that last owned this worker.")
     generation = _field(_I64, _W_GENERATION_AT, "Generation of that process.")
@@ -434,18 +445,19 @@ class WorkerSlot(_SlotView):
     def start_request(self, client: str, vhost: str, request_line: str, protocol: str = "") -> None:
         """Mark SERVER_BUSY_WRITE (request read, now being processed) and record who asked
         what. Strings longer than their field are cut at a character boundary."""
+        who = (client, vhost, protocol)
+        if who != self._who:
+            self._who = who
+            self._who_fields = _WHO.pack(
+                _fixed(client, CLIENT_SIZE), _fixed(vhost, VHOST_SIZE), _fixed(protocol, PROTOCOL_SIZE)
+            )
         mm, base = self._mm, self._base
-        mm[base] = _STATUS_CODES[SERVER_BUSY_WRITE]
+        mm[base] = _BUSY_WRITE_CODE
         now = time.time()
         _F64.pack_into(mm, base + _W_START_TIME_AT, now)
         _F64.pack_into(mm, base + _W_LAST_USED_AT, now)
-        _TEXT.pack_into(
-            mm,
-            base + _W_CLIENT_AT,
-            _fixed(client, CLIENT_SIZE),
-            _fixed(vhost, VHOST_SIZE),
-            _fixed(protocol, PROTOCOL_SIZE),
-            _fixed(request_line, REQUEST_SIZE),
+        _WHO_AND_REQUEST.pack_into(
+            mm, base + _W_CLIENT_AT, self._who_fields, _fixed(request_line, REQUEST_SIZE)
         )
 
     def end_request(self, bytes_sent: int) -> None:
@@ -648,32 +660,17 @@ class Scoreboard:
             raise
         return cls(fd, mm, server_limit, thread_limit, segments, writable=False)
 
-    @property
-    def generation(self) -> int:
-        """The running generation; read without a lock by children to spot a restart."""
-        return _I64.unpack_from(self._mm, _GENERATION_AT)[0]
-
-    @generation.setter
-    def generation(self, value: int) -> None:
-        _I64.pack_into(self._mm, _GENERATION_AT, value)
-
-    @property
-    def restart_time(self) -> float:
-        """When the server was last (re)started, time.time()."""
-        return _F64.unpack_from(self._mm, _RESTART_TIME_AT)[0]
-
-    @restart_time.setter
-    def restart_time(self, value: float) -> None:
-        _F64.pack_into(self._mm, _RESTART_TIME_AT, value)
-
-    @property
-    def running(self) -> bool:
-        """Whether the master is running; cleared at shutdown for outside readers."""
-        return bool(self._mm[_RUNNING_AT])
-
-    @running.setter
-    def running(self, value: bool) -> None:
-        self._mm[_RUNNING_AT] = 1 if value else 0
+    _base = 0  # the global record starts the mapping (see _field)
+    generation = _field(
+        _I64, _GENERATION_AT,
+        "The running generation; read without a lock by children to spot a restart.", True,
+    )
+    restart_time = _field(
+        _F64, _RESTART_TIME_AT, "When the server was last (re)started, time.time().", True
+    )
+    running = _flag(
+        _RUNNING_AT, "Whether the master is running; cleared at shutdown for outside readers."
+    )
 
     def process(self, slot: int) -> ProcessSlot:
         """View of process slot 0 <= slot < server_limit."""
@@ -718,6 +715,7 @@ class Scoreboard:
         process.quiescing = False
         process.not_accepting = False
         mm = self._mm
+        _U64.pack_into(mm, process._base + _PROC_CONNECTIONS_AT, 0)
         for thread in range(self.thread_limit):
             base = self._workers_at + (slot * self.thread_limit + thread) * _WORKER.size
             _TWO_U64.pack_into(mm, base + _W_MY_ACCESS_AT, 0, 0)

@@ -412,6 +412,30 @@ def test_cleared_process_frees_its_slot_and_marks_its_workers_dead(board):
     assert (worker.access_count, worker.request) == (1, "GET /last HTTP/1.1")
 
 
+def test_a_connection_the_child_counts_before_the_master_records_it_is_kept(board):
+    process = board.process(0)
+    process.start(100, 0)
+    process.count_connection()
+    board.clear_process(0)
+    assert process.connections == 0
+    process.count_connection()  # the new child is quicker than its master
+    process.start(101, 1)
+    assert (process.pid, process.generation, process.connections) == (101, 1, 1)
+
+
+def test_a_worker_records_each_requests_client_vhost_and_protocol(board):
+    worker = board.worker(0, 0)
+    worker.start_request("10.0.0.1", "a:80", "GET /1 HTTP/1.1", "HTTP/1.1")
+    worker.start_request("10.0.0.1", "a:80", "GET /2 HTTP/1.1", "HTTP/1.1")
+    assert (worker.client, worker.vhost, worker.protocol, worker.request) == (
+        "10.0.0.1", "a:80", "HTTP/1.1", "GET /2 HTTP/1.1")
+    worker.start_request("10.0.0.2", "b:80", "GET /3 HTTP/1.0", "HTTP/1.0")
+    assert (worker.client, worker.vhost, worker.protocol, worker.request) == (
+        "10.0.0.2", "b:80", "HTTP/1.0", "GET /3 HTTP/1.0")
+    board.worker(0, 0).start_request("10.0.0.1", "a:80", "GET /4 HTTP/1.1", "HTTP/1.1")
+    assert (worker.client, worker.vhost, worker.protocol) == ("10.0.0.1", "a:80", "HTTP/1.1")
+
+
 def test_no_free_process_slot_when_all_are_taken(board):
     for slot in range(4):
         board.process(slot).start(1000 + slot, 0)
