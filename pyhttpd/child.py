@@ -218,11 +218,18 @@ class _Child:
                 self.stop(True)
             thread = columns.pop()
             worker = board.worker(slot, thread)
+            connection = None
             try:
-                cls(config, sock, addr, listen, worker).serve()
+                connection = cls(config, sock, addr, listen, worker)
+                connection.serve()
             except Exception:
                 self.log("error", f"connection from {addr} failed:\n{traceback.format_exc().rstrip()}")
             finally:
+                # A connection's parser, watchers and callbacks refer back to it: dropping its
+                # attributes frees its buffers now instead of at the next full collection, so
+                # a child's memory stays flat however many connections come and go.
+                if connection is not None:
+                    vars(connection).clear()
                 worker.set_status(SERVER_GRACEFUL if _graceful_stop else SERVER_READY)
                 columns.append(thread)
 
