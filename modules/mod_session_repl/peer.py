@@ -7,8 +7,10 @@ machinery in both directions: both sides send a HELLO with a fresh nonce, every
 later frame is bound to the peer's nonce and tagged with the cluster secret
 (see :mod:`.wire`), and a frame that fails any check closes the link unread.
 
-Frames queue per link and one writer greenlet sends them in order, so a slow
-peer only slows its own link.  A request may wait for its answer: an ACK names
+Frames are encoded as they are sent and leave in order, those of one turn of
+the event loop together in one send (see :class:`.direct_send.BatchSender`);
+only frames sent before the peer's HELLO arrives wait in a queue, since they
+must name its nonce.  A slow peer only slows its own link.  A request may wait for its answer: an ACK names
 the request's sequence number in ``seq`` (and, answering a batch, the others in
 ``also``: the frames applied from one receive are acknowledged together), an
 ALL_SESSION_DATA answering a PULL in ``re``.  The round trip of each
@@ -26,7 +28,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from .direct_send import DirectSender
+from .direct_send import BatchSender, DirectSender
 from .wire import (
     DEFAULT_MAX_FRAME,
     AuthError,
@@ -41,7 +43,6 @@ from .wire import (
 PING_INTERVAL = 1.0
 SILENCE_LIMIT = 5.0  # a link that hears nothing for this long is closed
 HELLO_SKEW = 60.0  # seconds a HELLO's timestamp may differ from this node's clock
-MAX_BATCH = 256  # frames written with one send
 LAG_SAMPLES = 2048
 
 AckCallback = Callable[[dict[str, Any]], None]
@@ -101,7 +102,7 @@ class PeerLink:
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> None:
         self.sock = sock
-        self._sender = DirectSender(sock)
+        self._sender = BatchSender(sock, self._send_failed)
         self.outbound = outbound
         try:
             host, port = sock.getpeername()[:2]
@@ -115,9 +116,9 @@ class PeerLink:
         self._on_hello = on_hello
         self._on_frame = on_frame
         self._on_close = on_close
+        # Frames sent before the peer's HELLO, written when it arrives.
         self._queue: deque[tuple[MessageType, dict[str, Any] | Payload, AckCallback | None]] = deque()
         self._acks: list[int] = []  # frames applied, to acknowledge together
-        self._wake = Event()
         self._pending: dict[int, tuple[AckCallback, float, MessageType]] = {}
         self.ready = Event()  # set when the peer's HELLO was accepted
         self.closed = Event()
@@ -136,7 +137,7 @@ class PeerLink:
 
     @property
     def queue_length(self) -> int:
-        """Frames waiting to be written."""
+        """Frames waiting for the peer's HELLO to be written."""
         return len(self._queue)
 
     @property
@@ -153,32 +154,50 @@ class PeerLink:
     def start(self) -> None:
         """Send the HELLO and start the reader, writer and pinger."""
         try:
-            self._sender.send_all(self._writer.encode(MessageType.HELLO, self._hello))
+            DirectSender(self.sock).send_all(self._writer.encode(MessageType.HELLO, self._hello))
         except OSError as exc:
             self.close(f"send failed: {exc.strerror or exc}")
             return
         self._last_sent = time.monotonic()
-        self._greenlets = [
-            gevent.spawn(self._read_loop),
-            gevent.spawn(self._write_loop),
-            gevent.spawn(self._ping_loop),
-        ]
+        self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._ping_loop)]
 
     def send(self, msg_type: MessageType, body: dict[str, Any] | Payload) -> None:
-        """Queue a frame that needs no answer (*body* may be an encoded Payload)."""
+        """Send a frame that needs no answer (*body* may be an encoded Payload)."""
         if not self.closed.is_set():
-            self._queue.append((msg_type, body, None))
-            self._wake.set()
+            self._write(msg_type, body, None)
 
     def request(
         self, msg_type: MessageType, body: dict[str, Any] | Payload, callback: AckCallback
     ) -> None:
-        """Queue a frame whose answer goes to *callback* (``{"result": "lost"}`` if the link ends first)."""
+        """Send a frame whose answer goes to *callback* (``{"result": "lost"}`` if the link ends first)."""
         if self.closed.is_set():
             callback(LOST)
             return
-        self._queue.append((msg_type, body, callback))
-        self._wake.set()
+        self._write(msg_type, body, callback)
+
+    def _write(
+        self, msg_type: MessageType, body: dict[str, Any] | Payload, callback: AckCallback | None
+    ) -> None:
+        if not self.ready.is_set():
+            self._queue.append((msg_type, body, callback))
+            return
+        try:
+            if isinstance(body, Payload):
+                data = self._writer.encode_payload(msg_type, body)
+            else:
+                data = self._writer.encode(msg_type, body)
+        except WireError as exc:
+            if callback is not None:
+                callback({"result": "error", "error": str(exc)})
+            return
+        now = time.monotonic()
+        if callback is not None:
+            self._pending[self._writer.seq] = (callback, now, msg_type)
+        self._sender.send(data)
+        self._last_sent = now
+
+    def _send_failed(self, exc: OSError) -> None:
+        self.close(f"send failed: {exc.strerror or exc}")
 
     def acknowledge(self, seq: int, result: str, error: str = "") -> None:
         """Answer the peer's frame *seq*; plain "applied" answers leave together, one ACK
@@ -205,7 +224,6 @@ class PeerLink:
             return
         self.closed.set()
         self.close_reason = reason
-        self._wake.set()
         try:
             self.sock.close()
         except OSError:
@@ -224,34 +242,6 @@ class PeerLink:
         self._on_close(self, reason, error)
 
     # -- greenlets ---------------------------------------------------------------------------
-
-    def _write_loop(self) -> None:
-        try:
-            self.ready.wait()
-            while not self.closed.is_set():
-                if not self._queue:
-                    self._wake.clear()
-                    self._wake.wait()
-                    continue
-                chunks = []
-                while self._queue and len(chunks) < MAX_BATCH:
-                    msg_type, body, callback = self._queue.popleft()
-                    try:
-                        if isinstance(body, Payload):
-                            chunks.append(self._writer.encode_payload(msg_type, body))
-                        else:
-                            chunks.append(self._writer.encode(msg_type, body))
-                    except WireError as exc:
-                        if callback is not None:
-                            callback({"result": "error", "error": str(exc)})
-                        continue
-                    if callback is not None:
-                        self._pending[self._writer.seq] = (callback, time.monotonic(), msg_type)
-                if chunks:
-                    self._sender.send_all(b"".join(chunks))
-                    self._last_sent = time.monotonic()
-        except OSError as exc:
-            self.close(f"send failed: {exc.strerror or exc}")
 
     def _read_loop(self) -> None:
         while not self.closed.is_set():
@@ -285,6 +275,9 @@ class PeerLink:
             self.peer = frame
             self._writer.peer_nonce = bytes.fromhex(frame.body["nonce"])
             self.ready.set()
+            queued, self._queue = self._queue, deque()
+            for msg_type, body, callback in queued:
+                self._write(msg_type, body, callback)
         elif msg_type is MessageType.ACK:
             self._answer(frame.body["seq"], frame.body)
             for seq in frame.body.get("also", ()):
