@@ -25,12 +25,19 @@ from report import print_tables
 FILES = {"100B": ("small.bin", 100), "100KB": ("large.bin", 100 * 1024)}
 #: Issue 3's memory targets for pyhttpd's processes.
 MEMORY_LIMIT_MB = 40
+#: "Flat over 100k requests": the largest child may grow this fraction at most, over at least
+#: this many requests after the first measured run.
+FLAT_TOLERANCE = 0.10
+FLAT_REQUESTS = 100_000
 #: Seconds pyhttpd may take to start all its children.
 CHILDREN_TIMEOUT = 10
 
 
-def memory(load: Load, pid: int, when: str) -> None:
-    """Record the RSS of pyhttpd's master and of its largest child, once all children run."""
+def memory(load: Load, pid: int, when: str) -> float:
+    """Record the RSS of pyhttpd's master and of its largest child, once all children run.
+
+    Returns the largest child's RSS in MB.
+    """
     deadline = time.monotonic() + CHILDREN_TIMEOUT
     master, children = rss_mb(pid)
     while len(children) < systems.PROCESSES and time.monotonic() < deadline:
@@ -42,6 +49,16 @@ def memory(load: Load, pid: int, when: str) -> None:
     load.fact(STATIC, f"pyhttpd largest child RSS, {when}", f"{largest:.1f} MB "
               f"(of {len(children)} children)", target if when == "idle" else "",
               largest < MEMORY_LIMIT_MB if when == "idle" else None)
+    return largest
+
+
+def growth(load: Load, warm_mb: float, final_mb: float, requests: int) -> None:
+    """Record how much the largest child grew between the first measured run and the end."""
+    grown = final_mb - warm_mb
+    met = requests >= FLAT_REQUESTS and grown <= warm_mb * FLAT_TOLERANCE
+    load.fact(STATIC, "pyhttpd largest child RSS growth after the first run",
+              f"{grown:+.1f} MB over {requests:,} requests",
+              f"flat (within {FLAT_TOLERANCE:.0%}) over at least {FLAT_REQUESTS:,} requests", met)
 
 
 def run(load: Load) -> None:
@@ -55,12 +72,21 @@ def run(load: Load) -> None:
     with apache, ours:
         memory(load, ours.pid, "idle")
         servers = {"pyhttpd": (ours.url, ours.pid), "Apache httpd": (apache.url("").rstrip("/"), apache.pid)}
+        warm_mb, requests = None, 0
         for connections, case, system in load.plan(STATIC):
             base, pid = servers[system]
             name = FILES[case][0]
-            load.measure(STATIC, case, system, connections, f"{base}/{name}", [pid],
-                         expect=contents[name])
-        memory(load, ours.pid, "after the load")
+            measured = load.measure(STATIC, case, system, connections, f"{base}/{name}", [pid],
+                                    expect=contents[name])
+            if system != "pyhttpd" or not measured.measured:
+                continue
+            if warm_mb is None:
+                warm_mb = max(rss_mb(ours.pid)[1], default=0.0)
+            else:
+                requests += measured.requests
+        final_mb = memory(load, ours.pid, "after the load")
+        if warm_mb is not None:
+            growth(load, warm_mb, final_mb, requests)
 
 
 STATIC = Benchmark(
