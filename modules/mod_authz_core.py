@@ -35,6 +35,8 @@ class AuthzResult(enum.Enum):
 
 
 GRANTED, DENIED, NEUTRAL = AuthzResult.GRANTED, AuthzResult.DENIED, AuthzResult.NEUTRAL
+#: <RequireAny> and <RequireAll>: the child result that decides at once, the one that stands otherwise.
+_DECIDING = {"any": (GRANTED, DENIED), "all": (DENIED, GRANTED)}
 
 
 @dataclass(frozen=True)
@@ -76,23 +78,16 @@ class RequireSection:
         return False
 
     def evaluate(self, r: Request) -> AuthzResult:
-        if self.kind == "any":
+        if self.kind in _DECIDING:
+            # any: one grant decides, else a refusal stands; all: the reverse.
+            deciding, fallback = _DECIDING[self.kind]
             result = NEUTRAL
             for child in self.children:
                 value = child.evaluate(r)
-                if value is GRANTED:
-                    return GRANTED
-                if value is DENIED:
-                    result = DENIED
-            return result
-        if self.kind == "all":
-            result = NEUTRAL
-            for child in self.children:
-                value = child.evaluate(r)
-                if value is DENIED:
-                    return DENIED
-                if value is GRANTED:
-                    result = GRANTED
+                if value is deciding:
+                    return value
+                if value is fallback:
+                    result = value
             return result
         for child in self.children:  # none: anything granted refuses, nothing else grants
             if child.evaluate(r) is GRANTED:

@@ -92,11 +92,7 @@ class Hooks:
 
     def run_first(self, name: str, *args: Any) -> int:
         """Run until one function returns something other than DECLINED; return that."""
-        try:
-            fns = self._sorted[name]
-        except KeyError:
-            fns = self.get(name)
-        for fn in fns:
+        for fn in self._sorted.get(name) or self.get(name):
             rv = fn(*args)
             if rv != DECLINED:
                 return rv
@@ -104,11 +100,7 @@ class Hooks:
 
     def run_all(self, name: str, *args: Any) -> int:
         """Run every function while they return OK or DECLINED; return the first other value."""
-        try:
-            fns = self._sorted[name]
-        except KeyError:
-            fns = self.get(name)
-        for fn in fns:
+        for fn in self._sorted.get(name) or self.get(name):
             rv = fn(*args)
             if rv != OK and rv != DECLINED:
                 return rv
