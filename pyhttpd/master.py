@@ -229,11 +229,17 @@ class Master:
 
         assert self.board is not None and self.limits is not None
         self.write_pid_file()
+        # The modules' helpers (a session agent, say) are part of serving: they run under -X
+        # too, started before this process turns into the child and stopped when it is done,
+        # but nobody restarts them while it serves.
+        self.start_helpers()
         self.board.process(0).start(os.getpid(), 0)
         self.notice(f"{SERVER_BASEPRODUCT}/{__version__} configured -- serving in one process (-X)")
         try:
             return run(self.config, self.listeners, self.board, 0, 0, self.limits, single_process=True)
         finally:
+            self.state = STOPPING
+            self.stop_helpers(list(self.helpers.values()))
             self.remove_pid_file()
 
     def install_signals(self) -> None:

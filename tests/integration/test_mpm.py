@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from pyhttpd.scoreboard import Scoreboard
+from tests.integration.session_nodes import Browser, node_conf
 from tests.server import PYHTTPD, PyHttpd
 
 BODY = b"hello from pyhttpd\n"
@@ -414,6 +415,37 @@ def test_single_process_mode_serves_without_children(tmp_path: Path):
     finally:
         server.close()
     assert not server.pid_file.exists()
+
+
+def test_single_process_mode_runs_the_modules_helpers_and_stops_them(tmp_path: Path):
+    server = PyHttpd(
+        BASE + "LoadModule helping_module helping.py\n",
+        files={"htdocs/hello.txt": BODY, "helping.py": HELPER_MODULE},
+        args=("-X",),
+        root=str(tmp_path),
+    )
+    pids_file = server.root / "logs" / "helper.pids"
+    server.start()
+    try:
+        assert server.wait_for(pids_file.exists, 5)
+        helper = int(pids_file.read_text().split()[0])
+        assert children(server) == {helper}
+        assert get(server) == (200, BODY)
+    finally:
+        server.close()
+    assert not psutil.pid_exists(helper) or psutil.Process(helper).status() == psutil.STATUS_ZOMBIE
+
+
+def test_single_process_mode_keeps_sessions_in_its_session_agent(tmp_path: Path):
+    server = PyHttpd(node_conf("node1", None, []), args=("-X",), root=str(tmp_path))
+    server.start()
+    try:
+        browser = Browser(server.port)
+        counts = [browser.get("/app/count")["count"] for _ in range(3)]
+        assert counts == ["1", "2", "3"]
+        assert browser.session_id.endswith(".node1")
+    finally:
+        server.close()
 
 
 def test_restart_reopens_the_error_log_so_it_can_be_rotated(pyhttpd_factory):
