@@ -86,6 +86,9 @@ MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, w
 AUTH_LOG_INTERVAL = 10.0
 
 Log = Callable[[str, str], None]
+# Counter names per message type, made once.
+_SENT = {t: f"sent_{t.name.lower()}" for t in MessageType}
+_RECEIVED = {t: f"received_{t.name.lower()}" for t in MessageType}
 
 
 def _stderr_log(level: str, message: str) -> None:
@@ -99,13 +102,21 @@ def _ignore(ack: dict[str, Any]) -> None:
 class _Waiting:
     """A sync change waiting for its members' acknowledgements (or its deadline)."""
 
-    __slots__ = ("done", "deadline", "what", "members")
+    __slots__ = ("done", "deadline", "msg_type", "session_id", "members")
 
-    def __init__(self, done: Callable[[], None], deadline: float, what: str) -> None:
+    def __init__(
+        self, done: Callable[[], None], deadline: float, msg_type: MessageType, session_id: str
+    ) -> None:
         self.done: Callable[[], None] | None = done
         self.deadline = deadline
-        self.what = what
+        self.msg_type = msg_type
+        self.session_id = session_id
         self.members: set[Member] = set()
+
+    @property
+    def what(self) -> str:
+        """The change, in words for the log."""
+        return f"{self.msg_type.name} of {self.session_id}"
 
     @property
     def finished(self) -> bool:
@@ -290,18 +301,18 @@ class SessionAgent:
 
     def _may_wait(self, frame: Frame) -> bool:
         """Whether answering *frame* may block (and so needs a greenlet of its own)."""
-        if frame.type is MessageType.STATUS:
+        msg_type = frame.type
+        if msg_type is MessageType.STATUS:
             return False
         if not self.ready.is_set():
             return True
-        connected = bool(self.membership.connected())
-        if frame.type is MessageType.GET:
+        if msg_type is MessageType.GET:
             session_id = frame.body["id"]
             session = self.store.get(session_id)
             if session is None:
-                return connected and not self.store.is_gone(session_id)
-            return connected and self._needs_rebind(session.id)
-        return frame.type is MessageType.CHANGE_SESSION_ID and connected
+                return not self.store.is_gone(session_id) and bool(self.membership.connected())
+            return self._needs_rebind(session.id) and bool(self.membership.connected())
+        return msg_type is MessageType.CHANGE_SESSION_ID and bool(self.membership.connected())
 
     def _change(self, frame: Frame, answer: Callable[[dict[str, Any]], None]) -> None:
         """Carry out a COMMIT or INVALIDATE from a child; *answer* gets the reply."""
@@ -502,7 +513,7 @@ class SessionAgent:
         if not links:
             done()
             return
-        self.counters[f"sent_{msg_type.name.lower()}"] += 1
+        self.counters[_SENT[msg_type]] += 1
         try:
             # The delta was checked by Delta.from_dict, the rest is this node's own.
             payload = Payload.of(msg_type, {**body, "ack": True}, local=False, check=False)
@@ -511,7 +522,7 @@ class SessionAgent:
             done()
             return
         now = time.monotonic()
-        waiting = _Waiting(done, now + ACK_TIMEOUT, f"{msg_type.name} of {session_id}")
+        waiting = _Waiting(done, now + ACK_TIMEOUT, msg_type, session_id)
         for link in links:
             # Async commits wait too once a member falls this far behind: that bounds
             # both the queue and what a crash of this node can lose.
@@ -810,7 +821,7 @@ class SessionAgent:
         body = frame.body
         now = time.time()
         msg_type = frame.type
-        self.counters[f"received_{msg_type.name.lower()}"] += 1
+        self.counters[_RECEIVED[msg_type]] += 1
         if msg_type is MessageType.DELTA:
             try:
                 delta = Delta.from_dict(body["delta"])
