@@ -110,6 +110,9 @@ class MessageType(enum.IntEnum):
     REPLY = 68
 
 
+_TYPES = {int(t): t for t in MessageType}  # a dict lookup is cheaper than MessageType(n)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One decoded frame: its type, sequence number, sender member id, JSON body and the
@@ -397,10 +400,13 @@ class FrameReader:
         self._local = secret is None
         self._nonce = nonce
         self.max_frame = max_frame
+        self._schemas = _schemas(self._local)
         self._buffer = bytearray()
+        self._wanted = 0  # bytes of the frame at the start of the buffer, once its header is checked
         self._error: WireError | None = None
         self.last_seq = 0
         self.sender: str | None = None
+        self._raw_sender: bytes | None = None
         self.hello_seen = False
 
     @property
@@ -412,35 +418,48 @@ class FrameReader:
         """Add received bytes and return the frames they complete, in order."""
         if self._error is not None:
             raise self._error
-        self._buffer += data
-        frames = []
+        buf = self._buffer
+        if buf:
+            buf += data
+            if len(buf) < self._wanted:  # a frame whose header was checked, still incomplete
+                return []
+            data = bytes(buf)
+            buf.clear()
+        elif type(data) is not bytes:
+            data = bytes(data)
+        frames: list[Frame] = []
+        pos = 0
         try:
             while True:
-                frame = self._next_frame()
-                if frame is None:
-                    return frames
-                frames.append(frame)
+                end = self._frame_at(data, pos, frames)
+                if end == pos:
+                    break
+                pos = end
         except WireError as exc:
             self._error = exc
-            self._buffer.clear()
+            buf.clear()
             raise
+        if pos < len(data):
+            buf += memoryview(data)[pos:]
+        return frames
 
-    def _next_frame(self) -> Frame | None:
-        buf = self._buffer
-        if len(buf) < HEADER_LEN:
-            if not MAGIC.startswith(bytes(buf[: len(MAGIC)])):
+    def _frame_at(self, data: bytes, pos: int, frames: list[Frame]) -> int:
+        """Decode the frame at *pos* of *data* into *frames*; where it ends, or *pos* if
+        it is not all there yet."""
+        self._wanted = 0
+        if len(data) - pos < HEADER_LEN:
+            if not MAGIC.startswith(data[pos : pos + len(MAGIC)]):
                 raise FrameError("bad magic: not a session replication frame")
-            return None
-        magic, version, raw_type, flags, sender_len, seq, link, length = _HEADER.unpack_from(buf)
+            return pos
+        magic, version, raw_type, flags, sender_len, seq, link, length = _HEADER.unpack_from(data, pos)
         if magic != MAGIC:
             raise FrameError("bad magic: not a session replication frame")
         if version != VERSION:
             raise FrameError(f"unsupported frame version {version}")
-        try:
-            msg_type = MessageType(raw_type)
-        except ValueError:
-            raise FrameError(f"unknown message type {raw_type}") from None
-        if msg_type not in _schemas(self._local):
+        msg_type = _TYPES.get(raw_type)
+        if msg_type is None:
+            raise FrameError(f"unknown message type {raw_type}")
+        if msg_type not in self._schemas:
             raise FrameError(f"{msg_type.name} is not allowed on this connection")
         if flags & ~FLAG_AUTH:
             raise FrameError(f"unknown flags {flags:#x}")
@@ -452,22 +471,25 @@ class FrameReader:
             raise FrameError(f"sender id of {sender_len} bytes exceeds {MAX_SENDER_LEN}")
         if length > self.max_frame:
             raise FrameError(f"payload of {length} bytes exceeds the limit of {self.max_frame}")
-        signed_len = HEADER_LEN + sender_len + length
-        total = signed_len + (0 if self._local else TAG_LEN)
-        if len(buf) < total:
-            return None
-        signed = bytes(buf[:signed_len])
-        tag = bytes(buf[signed_len:total])
-        del buf[:total]
-        if not self._local and not any(
-            hmac.compare_digest(_tag(key, signed), tag) for key in self._keys
-        ):
-            raise AuthError("bad HMAC tag: wrong cluster secret or altered frame")
+        sender_start = pos + HEADER_LEN
+        payload_start = sender_start + sender_len
+        signed_end = payload_start + length
+        end = signed_end if self._local else signed_end + TAG_LEN
+        if len(data) < end:
+            self._wanted = end - pos
+            return pos
+        if not self._local:
+            signed = memoryview(data)[pos:signed_end]
+            tag = data[signed_end:end]
+            if not any(hmac.compare_digest(_tag(key, signed), tag) for key in self._keys):
+                raise AuthError("bad HMAC tag: wrong cluster secret or altered frame")
         self._check_order(msg_type, seq, link)
-        sender = self._decode_sender(signed[HEADER_LEN : HEADER_LEN + sender_len])
-        body = self._decode_payload(msg_type, signed[HEADER_LEN + sender_len :])
+        raw_sender = data[sender_start:payload_start]
+        sender = self.sender if raw_sender == self._raw_sender else self._decode_sender(raw_sender)
+        body = self._decode_payload(msg_type, data[payload_start:signed_end])
         self.last_seq = seq
-        return Frame(msg_type, seq, sender, body, length)
+        frames.append(Frame(msg_type, seq, sender, body, length))
+        return end
 
     def _check_order(self, msg_type: MessageType, seq: int, link: bytes) -> None:
         if seq <= self.last_seq:
@@ -497,6 +519,7 @@ class FrameReader:
         if self.sender is None:
             # Interned: a member id is stored with every session that member wrote.
             self.sender = sys.intern(sender)
+            self._raw_sender = raw
         elif sender != self.sender:
             raise FrameError(f"sender changed from {self.sender!r} to {sender!r} on one connection")
         return self.sender
