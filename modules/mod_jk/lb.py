@@ -23,7 +23,9 @@ again (mod_jk's "forcing recovery once"), then answer 503.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Self
@@ -200,24 +202,19 @@ def _path_param(uri: str, name: str) -> str | None:
 
 
 def _cookie_values(header: str, name: str) -> Iterator[str]:
-    start = header.find(name)
-    while start >= 0:
-        # The name must start a cookie, not end another one (XJSESSIONID).
-        if start == 0 or header[start - 1] in ";," or header[start - 1].isspace():
-            pos = start + len(name)
-            while pos < len(header) and header[pos].isspace():
-                pos += 1
-            if header[pos : pos + 1] == "=" and pos + 1 < len(header):
-                end = min((i for i in (header.find(";", pos), header.find(",", pos)) if i >= 0),
-                          default=len(header))
-                value = header[pos + 1 : end].strip()
-                if len(value) > 1 and value[0] == value[-1] == '"':
-                    value = value[1:-1]
-                if value:
-                    yield value
-                start = header.find(name, end)
-                continue
-        start = header.find(name, start + 1)
+    for match in _cookie_pattern(name).finditer(header):
+        value = match[1].strip()
+        if len(value) > 1 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if value:
+            yield value
+
+
+@functools.cache
+def _cookie_pattern(name: str) -> re.Pattern[str]:
+    # The name must start a cookie, not end another one (XJSESSIONID); the value ends at the
+    # next ';' or ','.
+    return re.compile(rf"(?:^|(?<=[;,\s])){re.escape(name)}\s*=([^;,]*)")
 
 
 # Raw state and activation numbers, compared on the request path without enum lookups.

@@ -217,6 +217,10 @@ def test_member_without_requests_since_last_maintenance_becomes_idle():
     ("JSESSIONID=ABC.node2", "/app/page;jsessionid=XYZ.node1", "node1"),  # path wins
     ("JSESSIONID=ABC.dc1.node1", "/", "dc1.node1"),  # everything after the first '.'
     (["a=b", "JSESSIONID=ABC.node2"], "/", "node2"),  # several Cookie headers
+    ("a=1,JSESSIONID = ABC.node2 ,b=2", "/", "node2"),
+    ("JSESSIONID=;JSESSIONID=B.node2", "/", "node2"),  # an empty value does not count
+    ("x=JSESSIONID=A.node1", "/", None),  # inside another cookie's value
+    ("JSESSIONIDJSESSIONID=A.node1", "/", None),
 ])
 def test_find_route_reads_the_session_cookie_or_path_parameter(cookies, uri, route):
     assert find_route(cookies, uri) == route
