@@ -10,7 +10,7 @@ beforehand, on node1 over HTTP. Runs:
           members to apply each change).
 
 Prints requests/s and p99 latency of each, the cost of replication against "off", the CPU
-time per request on node1 (children and agent) and on its members (which on one machine
+time per request on node1 (children and agent; the agent's share apart) and on its members (which on one machine
 take CPU from node1: compare the CPU figures when the box is small or busy), and the
 replication lag (p50/p99 of DELTA -> applied ACK round trips, from node1's status), under
 the full load and again at light load (one connection).
@@ -143,14 +143,18 @@ def write_run(mode: str, args: argparse.Namespace) -> dict:
         script = WRITE_SCRIPT % (",".join(f'"{i}"' for i in ids), WRITE_BYTES)
         url = f"http://127.0.0.1:{node1.port}/app/write"
         wrk(url, script, "3s", args.connections, args.threads, load_cpus)  # warm up
+        agent = psutil.Process(status(node1)["pid"])
         cpu_before = [cpu_seconds(n) for n in nodes]
+        agent_before = sum(agent.cpu_times()[:2])
         rps, p99, _ = wrk(url, script, f"{args.duration}s", args.connections, args.threads, load_cpus)
         cpu = [after - before for after, before in zip((cpu_seconds(n) for n in nodes), cpu_before, strict=True)]
+        agent_cpu = sum(agent.cpu_times()[:2]) - agent_before
         loaded = status(node1)
         requests = rps * args.duration
         result = {
             "mode": mode, "rps": rps, "p99": p99, "lag_p50": loaded["lag_p50_ms"], "lag_p99": loaded["lag_p99_ms"],
             "cpu_node1": cpu[0] / requests * 1e6, "cpu_peers": sum(cpu[1:]) / requests * 1e6,
+            "cpu_agent": agent_cpu / requests * 1e6,
         }  # fmt: skip
         if mode != "off":
             # Lag without saturation: the links keep their last 2048 round trips, all from this run.
@@ -250,7 +254,7 @@ def main() -> int:
         print(f"\nsession writes, {args.sessions} sessions, wrk -t{args.threads} -c{args.connections} -d{args.duration}s, node1 of 2 children" + (", node1 on CPUs of its own" if args.pin else ""))
         print(
             f"{'replication':12}{'req/s':>10}{'p99 ms':>9}{'vs off':>9}{'lag p50 ms':>12}{'lag p99 ms':>12}"
-            f"{'CPU us/req node1':>18}{'peers':>8}"
+            f"{'CPU us/req node1':>18}{'(agent)':>9}{'peers':>8}"
         )
     for r in results:
         ratio = f"{r['rps'] / base:8.2f}x" if base else "        -"
@@ -258,7 +262,7 @@ def main() -> int:
         lag99 = f"{r['lag_p99']:12.2f}" if r["lag_p99"] is not None else f"{'-':>12}"
         print(
             f"{r['mode']:12}{r['rps']:10.0f}{r['p99']:9.2f}{ratio}{lag50}{lag99}"
-            f"{r['cpu_node1']:18.0f}{r['cpu_peers']:8.0f}"
+            f"{r['cpu_node1']:18.0f}{r['cpu_agent']:9.0f}{r['cpu_peers']:8.0f}"
         )
     for r in results:
         if "light_rps" in r:

@@ -9,7 +9,8 @@ Per request a child sends at most two frames: GET when the application first
 touches a session (which also records the access), and COMMIT at the end if
 the request changed it.  A commit is applied here, then sent to the members:
 to every one in ``delta`` replication, to the session's backup member in
-``backup`` replication.  In sync mode the reply to the child waits until each
+``backup`` replication.  The changes committed during one turn of the event
+loop go to each member in one DELTA_BATCH frame, acknowledged as a whole.  In sync mode the reply to the child waits until each
 alive member acknowledged having *applied* the change, or until
 ``ACK_TIMEOUT``; a member that misses it is suspected and later commits stop
 waiting for it.  In async mode the reply goes at once, unless a member has
@@ -34,6 +35,7 @@ unknown, which covers backup replication and any change still in flight.
 
 from __future__ import annotations
 
+import operator
 import os
 import secrets
 import signal
@@ -49,6 +51,7 @@ from typing import Any
 import gevent
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
+from gevent.hub import get_hub
 from gevent.pool import Group
 from gevent.server import StreamServer
 
@@ -83,6 +86,7 @@ ANNOUNCE_INTERVAL = 1.0  # longest wait before reads are announced
 IDS_PER_FRAME = 5000
 ASYNC_WINDOW = 1000  # changes in flight to one member before async commits wait too
 MAX_SESSION_BYTES = DEFAULT_MAX_FRAME // 2  # a session must fit in one frame, with room to spare
+BATCH_BYTES = DEFAULT_MAX_FRAME // 2  # deltas in one DELTA_BATCH, as the child's frames measured them
 AUTH_LOG_INTERVAL = 10.0
 
 Log = Callable[[str, str], None]
@@ -173,6 +177,10 @@ class SessionAgent:
         self._transfer: _Transfer | None = None
         self._bytes = 0  # of the sessions' attributes, measured by the sweep
         self._waiting: list[_Waiting] = []  # sync changes waiting for acknowledgements
+        # The DELTAs of this turn of the loop per member: ([id, version, delta], on_applied).
+        self._batches: dict[PeerLink, list[tuple[list[Any], Callable[[dict[str, Any]], None] | None]]] = {}
+        self._batch_bytes = 0
+        self._batch_scheduled = False
         self._to_announce: set[str] = set()
         self._announced: dict[str, float] = {}
         self._auth_log: dict[str, tuple[float, int]] = {}
@@ -438,7 +446,7 @@ class SessionAgent:
                 {"id": resolved, "version": version, "delta": raw_delta},
                 False,
             )
-        self._replicate(resolved, msg_type, body, sync, partial(answer, reply), everyone)
+        self._replicate(resolved, msg_type, body, sync, partial(answer, reply), everyone, length)
 
     def _oversize(self, session_id: str, delta: Delta, length: int) -> int | None:
         """The size the session would have after *delta* (at most *length* bytes of
@@ -506,31 +514,122 @@ class SessionAgent:
         sync: bool,
         done: Callable[[], None],
         everyone: bool = False,
+        length: int | None = None,
     ) -> None:
         """Send a change to its members; call *done* once every alive member applied it
-        (sync), or at once (async, or nobody to wait for)."""
+        (sync), or at once (async, or nobody to wait for).  A DELTA (*length*: at least
+        its bytes of JSON) joins the batch of this turn of the loop; anything else goes
+        after the batch."""
         links = self._targets(session_id, everyone) if self.settings.clustered else []
         if not links:
             done()
             return
         self.counters[_SENT[msg_type]] += 1
-        try:
-            # The delta was checked by Delta.from_dict, the rest is this node's own.
-            payload = Payload.of(msg_type, {**body, "ack": True}, local=False, check=False)
-        except FrameError as exc:
-            self.log("error", f"{msg_type.name} of {session_id} not replicated: {exc}")
-            done()
-            return
+        batched = msg_type is MessageType.DELTA
+        if batched:
+            if length is None:
+                length = len(compact_json(body["delta"]))
+            if self._batch_bytes + length > BATCH_BYTES:
+                self._send_batches()
+            self._batch_bytes += length
+            entry = [session_id, body["version"], body["delta"]]
+        else:
+            self._send_batches()
+            try:
+                # The delta was checked by Delta.from_dict, the rest is this node's own.
+                payload = Payload.of(msg_type, {**body, "ack": True}, local=False, check=False)
+            except FrameError as exc:
+                self.log("error", f"{msg_type.name} of {session_id} not replicated: {exc}")
+                done()
+                return
         now = time.monotonic()
         waiting = _Waiting(done, now + ACK_TIMEOUT, msg_type, session_id)
         for link in links:
+            batch = self._batches.get(link) if batched else None
             # Async commits wait too once a member falls this far behind: that bounds
             # both the queue and what a crash of this node can lose.
-            behind = link.unanswered + link.queue_length >= ASYNC_WINDOW
+            behind = link.unanswered + link.queue_length + len(batch or ()) >= ASYNC_WINDOW
             expected = (sync or behind) and link.member.state(now) == "alive"
-            self._send_change(link, session_id, msg_type, payload, waiting.expect(link.member) if expected else None)
+            on_applied = waiting.expect(link.member) if expected else None
+            if not batched:
+                link.request(msg_type, payload, partial(self._acknowledged, link, session_id, on_applied))
+            elif batch is None:
+                self._batches[link] = [(entry, on_applied)]
+            else:
+                batch.append((entry, on_applied))
+        if batched and not self._batch_scheduled:
+            self._batch_scheduled = True
+            get_hub().loop.run_callback(self._send_batches)
         if not waiting.settle():
             self._waiting.append(waiting)
+
+    def _send_batches(self) -> None:
+        """Send the DELTAs batched so far: one DELTA_BATCH per member, encoded once for
+        the members that get the same changes."""
+        self._batch_scheduled = False
+        batches, self._batches = self._batches, {}
+        self._batch_bytes = 0
+        last: tuple[list[Any], Payload] | None = None
+        for link, items in batches.items():
+            changes = [entry for entry, _ in items]
+            if last is not None and len(last[0]) == len(changes) and all(map(operator.is_, last[0], changes)):
+                payload = last[1]
+            else:
+                try:
+                    payload = Payload.of(
+                        MessageType.DELTA_BATCH, {"changes": changes, "ack": True}, local=False, check=False
+                    )
+                except FrameError as exc:
+                    self.log("error", f"{len(changes)} changes not replicated: {exc}")
+                    for _, on_applied in items:
+                        if on_applied is not None:
+                            on_applied({"result": "error", "error": str(exc)})
+                    continue
+                last = (changes, payload)
+            link.request(
+                MessageType.DELTA_BATCH, payload, partial(self._batch_acknowledged, link, items), len(items)
+            )
+
+    def _batch_acknowledged(
+        self,
+        link: PeerLink,
+        items: list[tuple[list[Any], Callable[[dict[str, Any]], None] | None]],
+        ack: dict[str, Any],
+    ) -> None:
+        results = ack.get("results")
+        for index, (entry, on_applied) in enumerate(items):
+            result = results[index] if results is not None and index < len(results) else ack.get("result")
+            if result in ("missing", "gap") and self._repair(link, entry[0], on_applied):
+                continue
+            if on_applied is not None:
+                on_applied(ack)
+
+    def _acknowledged(
+        self,
+        link: PeerLink,
+        session_id: str,
+        on_applied: Callable[[dict[str, Any]], None] | None,
+        ack: dict[str, Any],
+    ) -> None:
+        if ack.get("result") in ("missing", "gap") and self._repair(link, session_id, on_applied):
+            return
+        if on_applied is not None:
+            on_applied(ack)
+
+    def _repair(
+        self, link: PeerLink, session_id: str, on_applied: Callable[[dict[str, Any]], None] | None
+    ) -> bool:
+        """Send a member that lacks a session (or some of its changes) all of it; whether sent."""
+        records = self._records([session_id])
+        if not records:
+            return False
+        self.counters["repairs"] += 1
+        link.request(
+            MessageType.ALL_SESSION_DATA,
+            {"sessions": records, "chunk": 0, "ack": True},
+            on_applied or _ignore,
+        )
+        return True
 
     def _replicate_and_wait(
         self,
@@ -566,30 +665,6 @@ class SessionAgent:
                     )
                 waiting.finish()
             self._waiting = still
-
-    def _send_change(
-        self,
-        link: PeerLink,
-        session_id: str,
-        msg_type: MessageType,
-        payload: Payload,
-        on_applied: Callable[[dict[str, Any]], None] | None,
-    ) -> None:
-        def acknowledged(ack: dict[str, Any]) -> None:
-            if ack.get("result") in ("missing", "gap"):
-                records = self._records([session_id])
-                if records:
-                    self.counters["repairs"] += 1
-                    link.request(
-                        MessageType.ALL_SESSION_DATA,
-                        {"sessions": records, "chunk": 0, "ack": True},
-                        on_applied or _ignore,
-                    )
-                    return
-            if on_applied is not None:
-                on_applied(ack)
-
-        link.request(msg_type, payload, acknowledged)
 
     def _records(self, ids: list[str]) -> list[dict[str, Any]]:
         records = self.store.snapshot(time.time(), ids)
@@ -645,6 +720,7 @@ class SessionAgent:
             self._broadcast(MessageType.ACCESSED, ids)
 
     def _broadcast(self, msg_type: MessageType, ids: list[str]) -> None:
+        self._send_batches()  # the changes before it go first
         links = [m.outbound for m in self.membership.connected()]
         for start in range(0, len(ids), IDS_PER_FRAME):
             chunk = ids[start : start + IDS_PER_FRAME]
@@ -817,21 +893,45 @@ class SessionAgent:
         if frame.body.get("ack"):
             link.acknowledge(frame.seq, result, error)
 
+    def _apply(
+        self,
+        origin: str,
+        session_id: str,
+        version: int,
+        raw_delta: Any,
+        now: float,
+        length: int | None,
+    ) -> tuple[str, str]:
+        """Apply a member's change: (result, error) for its acknowledgement."""
+        try:
+            delta = Delta.from_dict(raw_delta)
+        except ValueError as exc:
+            return "error", str(exc)
+        return self.store.apply_delta(session_id, delta, version, now, origin, length).value, ""
+
     def _on_frame(self, link: PeerLink, frame: Frame) -> None:
         body = frame.body
         now = time.time()
         msg_type = frame.type
         self.counters[_RECEIVED[msg_type]] += 1
-        if msg_type is MessageType.DELTA:
-            try:
-                delta = Delta.from_dict(body["delta"])
-            except ValueError as exc:
-                self._ack(link, frame, "error", str(exc))
-                return
-            result = self.store.apply_delta(
-                body["id"], delta, body["version"], now, frame.sender, frame.length
+        if msg_type is MessageType.DELTA_BATCH:
+            results = []
+            error = ""
+            for session_id, version, raw_delta in body["changes"]:
+                result, problem = self._apply(frame.sender, session_id, version, raw_delta, now, None)
+                results.append(result)
+                error = error or problem
+            if body.get("ack"):
+                failed = [result for result in results if result != "applied"]
+                if failed:
+                    link.acknowledge(frame.seq, failed[0], error, results)
+                else:
+                    link.acknowledge(frame.seq, "applied")
+        elif msg_type is MessageType.DELTA:
+            result, error = self._apply(
+                frame.sender, body["id"], body["version"], body["delta"], now, frame.length
             )
-            self._ack(link, frame, result.value)
+            self._ack(link, frame, result, error)
         elif msg_type is MessageType.INVALIDATE:
             self.store.invalidate(body["id"], now)
             self._ack(link, frame, "applied")

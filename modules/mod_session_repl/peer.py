@@ -14,7 +14,7 @@ must name its nonce.  A slow peer only slows its own link.  A request may wait f
 the request's sequence number in ``seq`` (and, answering a batch, the others in
 ``also``: the frames applied from one receive are acknowledged together), an
 ALL_SESSION_DATA answering a PULL in ``re``.  The round trip of each
-acknowledged DELTA is the replication lag.
+acknowledged DELTA or DELTA_BATCH is the replication lag.
 """
 
 from __future__ import annotations
@@ -117,9 +117,10 @@ class PeerLink:
         self._on_frame = on_frame
         self._on_close = on_close
         # Frames sent before the peer's HELLO, written when it arrives.
-        self._queue: deque[tuple[MessageType, dict[str, Any] | Payload, AckCallback | None]] = deque()
+        self._queue: deque[tuple[MessageType, dict[str, Any] | Payload, AckCallback | None, int]] = deque()
         self._acks: list[int] = []  # frames applied, to acknowledge together
-        self._pending: dict[int, tuple[AckCallback, float, MessageType]] = {}
+        self._pending: dict[int, tuple[AckCallback, float, MessageType, int]] = {}
+        self._unanswered = 0  # changes in the pending requests
         self.ready = Event()  # set when the peer's HELLO was accepted
         self.closed = Event()
         self.peer: Frame | None = None  # the peer's HELLO
@@ -142,14 +143,14 @@ class PeerLink:
 
     @property
     def unanswered(self) -> int:
-        """Requests sent and not answered yet."""
-        return len(self._pending)
+        """Changes sent and not answered yet (a request counts as many as it carries)."""
+        return self._unanswered
 
     def oldest_unanswered(self, now: float) -> float:
         """Seconds the oldest unanswered request has waited (0 without any)."""
         if not self._pending:
             return 0.0
-        return now - min(sent for _, sent, _ in self._pending.values())
+        return now - min(entry[1] for entry in self._pending.values())
 
     def start(self) -> None:
         """Send the HELLO and start the reader, writer and pinger."""
@@ -167,19 +168,28 @@ class PeerLink:
             self._write(msg_type, body, None)
 
     def request(
-        self, msg_type: MessageType, body: dict[str, Any] | Payload, callback: AckCallback
+        self,
+        msg_type: MessageType,
+        body: dict[str, Any] | Payload,
+        callback: AckCallback,
+        changes: int = 1,
     ) -> None:
-        """Send a frame whose answer goes to *callback* (``{"result": "lost"}`` if the link ends first)."""
+        """Send a frame whose answer goes to *callback* (``{"result": "lost"}`` if the link
+        ends first); it counts as *changes* in :attr:`unanswered`."""
         if self.closed.is_set():
             callback(LOST)
             return
-        self._write(msg_type, body, callback)
+        self._write(msg_type, body, callback, changes)
 
     def _write(
-        self, msg_type: MessageType, body: dict[str, Any] | Payload, callback: AckCallback | None
+        self,
+        msg_type: MessageType,
+        body: dict[str, Any] | Payload,
+        callback: AckCallback | None,
+        changes: int = 1,
     ) -> None:
         if not self.ready.is_set():
-            self._queue.append((msg_type, body, callback))
+            self._queue.append((msg_type, body, callback, changes))
             return
         try:
             if isinstance(body, Payload):
@@ -192,22 +202,28 @@ class PeerLink:
             return
         now = time.monotonic()
         if callback is not None:
-            self._pending[self._writer.seq] = (callback, now, msg_type)
+            self._pending[self._writer.seq] = (callback, now, msg_type, changes)
+            self._unanswered += changes
         self._sender.send(data)
         self._last_sent = now
 
     def _send_failed(self, exc: OSError) -> None:
         self.close(f"send failed: {exc.strerror or exc}")
 
-    def acknowledge(self, seq: int, result: str, error: str = "") -> None:
-        """Answer the peer's frame *seq*; plain "applied" answers leave together, one ACK
-        per batch of frames received."""
-        if result == "applied" and not error:
+    def acknowledge(
+        self, seq: int, result: str, error: str = "", results: list[str] | None = None
+    ) -> None:
+        """Answer the peer's frame *seq* (*results*: one per change of a DELTA_BATCH, when
+        they differ); plain "applied" answers leave together, one ACK per batch of frames
+        received."""
+        if result == "applied" and not error and results is None:
             self._acks.append(seq)
             return
         body: dict[str, Any] = {"seq": seq, "result": result}
         if error:
             body["error"] = error
+        if results is not None:
+            body["results"] = results
         self.send(MessageType.ACK, body)
 
     def _flush_acks(self) -> None:
@@ -229,10 +245,11 @@ class PeerLink:
         except OSError:
             pass
         pending, self._pending = self._pending, {}
+        self._unanswered = 0
         queued, self._queue = self._queue, deque()
-        for callback, _, _ in pending.values():
+        for callback, *_ in pending.values():
             callback(LOST)
-        for _, _, callback in queued:
+        for _, _, callback, _ in queued:
             if callback is not None:
                 callback(LOST)
         current = gevent.getcurrent()
@@ -276,8 +293,8 @@ class PeerLink:
             self._writer.peer_nonce = bytes.fromhex(frame.body["nonce"])
             self.ready.set()
             queued, self._queue = self._queue, deque()
-            for msg_type, body, callback in queued:
-                self._write(msg_type, body, callback)
+            for msg_type, body, callback, changes in queued:
+                self._write(msg_type, body, callback, changes)
         elif msg_type is MessageType.ACK:
             self._answer(frame.body["seq"], frame.body)
             for seq in frame.body.get("also", ()):
@@ -300,8 +317,9 @@ class PeerLink:
         entry = self._pending.pop(seq, None)
         if entry is None:
             return
-        callback, sent, msg_type = entry
-        if msg_type is MessageType.DELTA:
+        callback, sent, msg_type, changes = entry
+        self._unanswered -= changes
+        if msg_type is MessageType.DELTA_BATCH or msg_type is MessageType.DELTA:
             self.lag.add((time.monotonic() - sent) * 1000)
         callback(body)
 

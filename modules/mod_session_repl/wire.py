@@ -103,6 +103,7 @@ class MessageType(enum.IntEnum):
     CHANGE_SESSION_ID = 11
     PULL = 12
     HEARTBEAT = 13
+    DELTA_BATCH = 14
     GET = 64
     CREATE = 65
     COMMIT = 66
@@ -147,6 +148,19 @@ _RECORDS: _Field = (
     lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
     "a list of session records",
 )
+_CHANGES: _Field = (
+    lambda v: isinstance(v, list)
+    and all(
+        isinstance(x, list)
+        and len(x) == 3
+        and is_valid_session_id(x[0])
+        and type(x[1]) is int
+        and x[1] >= 0
+        and isinstance(x[2], dict)
+        for x in v
+    ),
+    "a list of [session id, version, delta]",
+)
 _NONCE_HEX = re.compile(rf"[0-9a-f]{{{2 * NONCE_LEN}}}")
 _NONCE: _Field = (
     lambda v: isinstance(v, str) and _NONCE_HEX.fullmatch(v) is not None,
@@ -172,7 +186,10 @@ _CLUSTER: dict[MessageType, _Schema] = {
     MessageType.PING: ({}, {"ts": _COUNT}),
     # "ack": true asks for an ACK once applied; the ACK's "seq" is that of the frame it answers.
     MessageType.DELTA: ({"id": _SESSION_ID, "version": _COUNT, "delta": _OBJECT}, {"ack": _BOOL}),
-    # "also" lists more frames applied: one ACK answers a batch of DELTAs.
+    # The DELTAs of one turn of the sender's event loop, [id, version, delta] each, in order.
+    MessageType.DELTA_BATCH: ({"changes": _CHANGES}, {"ack": _BOOL}),
+    # "also" lists more frames applied: one ACK answers a batch of frames.  "results"
+    # answers a DELTA_BATCH change by change when they were not all applied.
     MessageType.ACK: (
         {"seq": _COUNT},
         {
@@ -181,6 +198,10 @@ _CLUSTER: dict[MessageType, _Schema] = {
             "also": (
                 lambda v: isinstance(v, list) and all(type(x) is int and x >= 0 for x in v),
                 "a list of sequence numbers",
+            ),
+            "results": (
+                lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                "a list of strings",
             ),
         },
     ),

@@ -456,3 +456,34 @@ def test_many_small_commits_still_stop_a_session_at_the_size_limit(cluster):
         loaded["counter"] = i
         a.client.commit(loaded, loaded.delta(), sync=True)
     assert a.client.load(session.id)["counter"] == 1999
+
+
+def test_changes_committed_together_reach_a_member_in_one_batch_and_in_order(cluster):
+    a, b = cluster(2)
+    sessions = [a.new_session(n=0) for _ in range(4)]
+    batches_before = b.agent.counters["received_delta_batch"]
+    first = Session(sessions[0].id, {"n": 0}, creation_time=time.time(), version=1)
+    second = Session(sessions[0].id, {"n": 0}, creation_time=time.time(), version=1)
+    first["n"], second["n"] = 1, 2
+    changes = [first, second, *sessions[1:]]
+    for session in sessions[1:]:
+        session["n"] = 5
+    commits = [gevent.spawn(a.client.commit, s, s.delta(), True) for s in changes]
+    gevent.joinall(commits, raise_error=True)
+    assert [c.value for c in commits] == [2, 3, 2, 2, 2]
+    assert b.agent.counters["received_delta_batch"] == batches_before + 1
+    assert b.agent.store.get(sessions[0].id).attributes["n"] == 2  # the later commit wins there too
+    assert all(b.agent.store.get(s.id).attributes["n"] == 5 for s in sessions[1:])
+
+
+def test_a_member_missing_one_session_of_a_batch_gets_it_whole_and_the_rest_applied(cluster):
+    a, b = cluster(2)
+    kept = a.new_session(n=0)
+    lost = Session(new_session_id("node1"), creation_time=time.time())
+    a.agent.store.create(lost.id, time.time())  # known on node1 only
+    kept["n"], lost["n"] = 1, 1
+    commits = [gevent.spawn(a.client.commit, s, s.delta(), True) for s in (kept, lost)]
+    gevent.joinall(commits, raise_error=True)
+    assert a.agent.counters["repairs"] == 1
+    assert b.agent.store.get(kept.id).attributes["n"] == 1
+    assert b.agent.store.get(lost.id).attributes["n"] == 1

@@ -455,3 +455,13 @@ def test_one_ack_may_answer_a_batch_of_frames():
     check_body(MessageType.ACK, {"seq": 4, "result": "applied", "also": [5, 6]}, local=False)
     with pytest.raises(FrameError, match="sequence numbers"):
         check_body(MessageType.ACK, {"seq": 4, "also": [5, -1]}, local=False)
+
+
+def test_a_delta_batch_carries_changes_in_order_and_rejects_a_malformed_one():
+    sid = "0123456789ABCDEF0123456789ABCDEF.node1"
+    body = {"changes": [[sid, 1, {"changes": [["set", "a", 1]]}], [sid, 2, {}]], "ack": True}
+    check_body(MessageType.DELTA_BATCH, body, local=False)
+    for bad in ([["not an id", 1, {}]], [[sid, -1, {}]], [[sid, 1]], [[sid, 1, []]]):
+        with pytest.raises(FrameError, match="changes"):
+            check_body(MessageType.DELTA_BATCH, {"changes": bad}, local=False)
+    check_body(MessageType.ACK, {"seq": 3, "result": "missing", "results": ["applied", "missing"]}, local=False)
