@@ -218,9 +218,10 @@ def _cookie_pattern(name: str) -> re.Pattern[str]:
 
 
 # Raw state and activation numbers, compared on the request path without enum lookups.
-_FORCE, _BUSY, _RECOVER, _ERROR, _OK = State.FORCE.value, State.BUSY.value, State.RECOVER.value, \
-    State.ERROR.value, State.OK.value
-_ACTIVE, _DISABLED, _STOPPED = Activation.ACTIVE.value, Activation.DISABLED.value, Activation.STOPPED.value
+_OK, _RECOVER, _FORCE, _BUSY, _ERROR = (
+    State.OK.value, State.RECOVER.value, State.FORCE.value, State.BUSY.value, State.ERROR.value)
+_ACTIVE, _DISABLED, _STOPPED = (
+    Activation.ACTIVE.value, Activation.DISABLED.value, Activation.STOPPED.value)
 _PESSIMISTIC = Lock.PESSIMISTIC.value
 
 
@@ -230,7 +231,7 @@ class _Selection:
     States and activations are the records' raw numbers (comparable with the enums).
     """
 
-    __slots__ = ("members", "activations", "states", "distances", "values", "_routes")
+    __slots__ = ("members", "activations", "states", "distances", "values", "next_offset", "_routes")
 
     def __init__(self, lb: Balancer, exclude: Collection[str],
                  activations: Mapping[str, Activation] | None) -> None:
@@ -246,6 +247,7 @@ class _Selection:
             codes = [activations.get(name, code) for name, code in zip(lb.names, codes, strict=True)]
         self.states = states
         self.activations = codes
+        self.next_offset = 0  # where the next scan starts, once the load decided (1-based)
         self._routes: list[str] | None = None
 
     def usable(self, i: int) -> bool:
@@ -293,11 +295,12 @@ def choose_member(
     mod_jk runs it on the request path. A member waiting for recovery becomes the probe.
 
     With the Optimistic lock (mod_jk's default) the members are read without the lock, as
-    mod_jk's election reads its shm: states and activations are single bytes and every counter
-    is rewritten under the lock by :func:`record_start` and the end of the request, so a racing
-    election at worst sees the load one request behind, which the next one evens out. Only
-    making a member the probe must be exclusive, so that choice is made again under the lock.
-    The Pessimistic lock makes every election under the lock.
+    mod_jk's election reads its shm: a state or an activation is one byte, so it is always seen
+    whole, and the load values are only a ranking that :func:`record_start` and the end of a
+    request update under the lock; an election racing with an update may rank by the value
+    before it, which misplaces at most that request and the next elections even out. Making a
+    member the probe must be exclusive, so that choice is made again under the lock. The
+    Pessimistic lock makes every election under the lock.
     """
     _, lock, sticky, _, interval, _, last_maintain = lb.record.election
     if _maintain_due(interval, last_maintain, now):
@@ -307,16 +310,21 @@ def choose_member(
         view = _Selection(lb, exclude, activations)
         chosen = _choose(lb, view, routes, stateless)
         if chosen is None or view.states[chosen] != _RECOVER:
-            return None if chosen is None else lb.members[chosen]
+            return _elected(lb, view, chosen)
     with lb.lock:
         view = _Selection(lb, exclude, activations)
         chosen = _choose(lb, view, routes, stateless)
-        if chosen is None:
-            return None
-        member = lb.members[chosen]
-        if view.states[chosen] == _RECOVER:
-            member.state = State.PROBE  # only this request probes it
-        return member
+        if chosen is not None and view.states[chosen] == _RECOVER:
+            lb.members[chosen].state = State.PROBE  # only this request probes it
+        return _elected(lb, view, chosen)
+
+
+def _elected(lb: Balancer, view: _Selection, chosen: int | None) -> MemberRecord | None:
+    # Only the election that stands moves the start of the next scan: one made again under
+    # the lock must scan from where the first one did.
+    if view.next_offset:
+        lb.record.next_offset = view.next_offset  # a hint: a write lost to a race is harmless
+    return None if chosen is None else lb.members[chosen]
 
 
 def _routes(route: str | Sequence[str] | None) -> list[str]:
@@ -363,10 +371,9 @@ def _by_session_route(lb: Balancer, view: _Selection, route: str) -> int:
 
 
 def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
-    record = lb.record
     states, activations, distances, values = view.states, view.activations, view.distances, view.values
     count = len(states)
-    offset = record.next_offset
+    offset = lb.record.next_offset
     best = -1
     for step in range(count):
         i = (offset + step) % count
@@ -376,7 +383,7 @@ def _best_by_value(lb: Balancer, view: _Selection, stateless: bool) -> int:
                 not stateless and distances[i] == distances[best] and values[i] < values[best]):
             best = i
     if best >= 0:
-        record.next_offset = best + 1  # a hint where the next scan starts: a lost write is harmless
+        view.next_offset = best + 1
     return best
 
 

@@ -143,7 +143,8 @@ class _Group:
     (codes and flags as numbers); a group of adjacent fields is also written with one.
 
     Writing a group rewrites every field in it, so do it under the balancer's lock with
-    values read under the same lock: every writer holds that lock.
+    values read under the same lock: every writer of those fields holds that lock (the one
+    field written without it, ``LbRecord.next_offset``, is in no group that is written).
     """
 
     def __init__(self, *names: str) -> None:

@@ -358,6 +358,15 @@ def test_member_in_error_recovers_after_recover_time_through_one_probe():
     assert (node1.first_error_time, node1.last_error_time) == (0, 0)
 
 
+def test_a_recovering_member_is_probed_by_the_first_election_it_wins_on_load():
+    lb = make_lb(TWO_NODES)
+    fail(lb, "node1", now=0)
+    maintain(lb, now=100)
+    probe = choose_member(lb, None, 100)  # equal loads: the scan starts at node1
+    assert (probe.name, probe.state) == ("node1", State.PROBE)
+    assert choose_member(lb, None, 100).name == "node2"
+
+
 def test_failed_probe_puts_the_member_back_in_error():
     lb = make_lb(TWO_NODES)
     fail(lb, "node1", now=0)
