@@ -362,7 +362,10 @@ class SessionAgent:
         return bool(self.settings.route_rebind and route and split_route(session_id)[1] != route)
 
     def get(self, session_id: str) -> dict[str, Any]:
-        """The session for a request (pulled from the members if missing here); records the access."""
+        """The session for a request (pulled from the members if missing here); records the access.
+
+        The reply's attributes are the store's own: encode it, do not change it.
+        """
         session = self.store.get(session_id)
         if session is None and not self.store.is_gone(session_id) and self.membership.connected():
             self._pull([session_id])
@@ -392,7 +395,7 @@ class SessionAgent:
                 "created": session.creation_time,
                 "accessed": last_accessed,
                 "max_inactive": session.max_inactive,
-                "attributes": dict(session.attributes),
+                "attributes": session.attributes,
             },
         }
 

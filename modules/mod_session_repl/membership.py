@@ -66,11 +66,11 @@ class Member:
 
     def heard_at(self) -> float | None:
         """When anything authentic last arrived from the member (monotonic), or None."""
-        times = [self.last_heard] if self.last_heard is not None else []
+        heard = self.last_heard
         for link in (self.outbound, self.inbound):
-            if link is not None and link.ready.is_set():
-                times.append(link.last_received)
-        return max(times) if times else None
+            if link is not None and link.ready.is_set() and (heard is None or link.last_received > heard):
+                heard = link.last_received
+        return heard
 
     def ack_timed_out(self, now: float) -> None:
         """Record an acknowledgement that did not come in time."""

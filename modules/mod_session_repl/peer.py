@@ -194,8 +194,8 @@ class PeerLink:
         try:
             if isinstance(body, Payload):
                 data = self._writer.encode_payload(msg_type, body)
-            else:
-                data = self._writer.encode(msg_type, body)
+            else:  # built by the agent from checked parts; the peer checks it anyway
+                data = self._writer.encode(msg_type, body, check=False)
         except WireError as exc:
             if callback is not None:
                 callback({"result": "error", "error": str(exc)})
