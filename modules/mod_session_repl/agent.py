@@ -35,6 +35,7 @@ unknown, which covers backup replication and any change still in flight.
 
 from __future__ import annotations
 
+import errno
 import operator
 import os
 import secrets
@@ -252,6 +253,13 @@ class SessionAgent:
     def _bind_local(self) -> Any:
         path = self.settings.agent_socket
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        if _answers(path):
+            # Another node's agent: taking its socket would hand this node's children its
+            # sessions, and its children ours.
+            raise OSError(
+                errno.EADDRINUSE,
+                f"another session agent listens on {path}; give each node its own SessionAgentSocket",
+            )
         try:
             os.unlink(path)  # left by an agent that died
         except FileNotFoundError:
@@ -1154,6 +1162,19 @@ class SessionAgent:
             "lag_p50_ms": percentile(lags, 50),
             "lag_p99_ms": percentile(lags, 99),
         }
+
+
+def _answers(path: str) -> bool:
+    """Whether something accepts connections on the Unix socket ``path``."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def run_agent(settings: ClusterSettings, log: Log) -> None:

@@ -487,3 +487,31 @@ def test_a_member_missing_one_session_of_a_batch_gets_it_whole_and_the_rest_appl
     assert a.agent.counters["repairs"] == 1
     assert b.agent.store.get(kept.id).attributes["n"] == 1
     assert b.agent.store.get(lost.id).attributes["n"] == 1
+
+
+def test_an_agent_refuses_the_socket_of_another_live_agent(tmp_path):
+    settings = dict(listen=None, replication="off", members=())
+    first = Node(tmp_path, "solo", 0, [], **settings).start()
+    second = Node(tmp_path, "solo", 0, [], **settings)
+    try:
+        with pytest.raises(OSError, match="another session agent listens on .*SessionAgentSocket"):
+            second.agent.start()
+        session = Session(new_session_id("solo"), creation_time=time.time(), is_new=True)
+        session["x"] = 1
+        assert first.client.commit(session, session.delta(), sync=True) == 1
+    finally:
+        first.stop()
+
+
+def test_an_agent_takes_over_the_socket_a_dead_agent_left(tmp_path):
+    path = tmp_path / "solo-0.sock"
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()
+    node = Node(tmp_path, "solo", 0, [], listen=None, replication="off", members=()).start()
+    try:
+        session = Session(new_session_id("solo"), creation_time=time.time(), is_new=True)
+        session["x"] = 1
+        assert node.client.commit(session, session.delta(), sync=True) == 1
+    finally:
+        node.stop()
