@@ -301,7 +301,7 @@ def max_send_body_chunk_size(max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> 
 
 
 _U16 = struct.Struct(">H").pack
-_FRAME = struct.Struct(">2sH").pack  # magic, payload length
+_U16_INTO = struct.Struct(">H").pack_into
 _FRAME_HEADER = struct.Struct(">HH").unpack_from  # magic, payload length
 _BODY_CHUNK_HEADER = struct.Struct(">2sHH").pack  # magic, payload length, data length
 _SEND_BODY_CHUNK_HEADER = struct.Struct(">2sHBH").pack  # magic, payload length, type, data length
@@ -337,13 +337,6 @@ def _string(value: str) -> bytes:
     return _U16(len(data)) + data + _NUL
 
 
-def _frame(magic: bytes, payload: bytes, max_packet_size: int) -> bytes:
-    size = HEADER_LEN + len(payload)
-    if size > check_max_packet_size(max_packet_size):
-        raise AjpError(f"message of {size} bytes does not fit in max_packet_size {max_packet_size}")
-    return _FRAME(magic, len(payload)) + payload
-
-
 def _name_table(codes: dict[str, int], spellings: Iterable[str]) -> dict[str, bytes]:
     return {spelling: _U16(codes[spelling.lower()]) for spelling in spellings}
 
@@ -375,6 +368,29 @@ _RESPONSE_NAME_CACHE = _name_table(
 )
 
 
+def _encoded(value: str) -> bytes:
+    """``value`` as an AJP13 string, from the table of recent ones when it is there.
+
+    Most strings of a request (the protocol, addresses, server name, common header values,
+    the secret and attribute names) repeat from one request to the next.  The table holds
+    short strings only and starts over when full, so it stays small whatever comes.
+    """
+    encoded = _string(value)
+    if len(value) <= _STRING_CACHE_MAX_LEN:
+        if len(_STRINGS) >= _STRING_CACHE_LIMIT:
+            _STRINGS.clear()
+        _STRINGS[value] = encoded
+    return encoded
+
+
+_STRINGS: dict[str, bytes] = {}
+_STRING_CACHE_LIMIT = 1024
+_STRING_CACHE_MAX_LEN = 256
+_FORWARD_HEAD = struct.Struct(">2sHBB")  # magic, payload length (filled in last), type, method
+_SEND_HEADERS_HEAD = struct.Struct(">2sHB2s").pack  # magic, payload length (filled in last), type, status
+_PORT_SSL_COUNT = struct.Struct(">HBH")  # server_port, is_ssl, header count
+
+
 def encode_forward_request(
     msg: ForwardRequest, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
 ) -> bytes:
@@ -384,38 +400,46 @@ def encode_forward_request(
         raise AjpError("empty request method")
     method_code = METHOD_CODES.get(method, SC_M_JK_STORED)
     headers = msg.headers
-    parts = [
-        bytes((FORWARD_REQUEST, method_code)),
-        _string(msg.protocol),
-        _string(msg.req_uri),
-        _string(msg.remote_addr),
-        _string(msg.remote_host),
-        _string(msg.server_name),
-        _int16(msg.server_port),
-        b"\x01" if msg.is_ssl else b"\x00",
-        _int16(len(headers)),
-    ]
-    append = parts.append
-    cache = _REQUEST_NAME_CACHE
+    strings = _STRINGS
+    names = _REQUEST_NAME_CACHE
+    buf = bytearray(_FORWARD_HEAD.pack(MAGIC_TO_CONTAINER, 0, FORWARD_REQUEST, method_code))
+    for value in (msg.protocol, msg.req_uri, msg.remote_addr, msg.remote_host, msg.server_name):
+        buf += strings.get(value) or _encoded(value)
+    server_port = msg.server_port
+    count = len(headers)
+    if not 0 <= server_port <= 0xFFFF or count > 0xFFFF:
+        _int16(server_port)
+        _int16(count)
+    buf += _PORT_SSL_COUNT.pack(server_port, 1 if msg.is_ssl else 0, count)
     for name, value in headers:
-        append(cache.get(name) or _header_name(name, REQUEST_HEADER_CODES, cache))
-        append(_string(value))
+        buf += names.get(name) or _header_name(name, REQUEST_HEADER_CODES, names)
+        buf += strings.get(value) or _encoded(value)
     for prefix, value in zip(_STRING_ATTRIBUTE_PREFIXES, _string_attribute_values(msg), strict=True):
         if value is not None:
-            append(prefix)
-            append(_string(value))
+            buf += prefix
+            buf += strings.get(value) or _encoded(value)
     if msg.ssl_key_size is not None:
-        append(b"\x0b")  # SC_A_SSL_KEY_SIZE
-        append(_int16(msg.ssl_key_size))
+        buf += b"\x0b"  # SC_A_SSL_KEY_SIZE
+        buf += _int16(msg.ssl_key_size)
     if method_code == SC_M_JK_STORED:
-        append(b"\x0d")  # SC_A_STORED_METHOD
-        append(_string(method))
+        buf += b"\x0d"  # SC_A_STORED_METHOD
+        buf += _string(method)
     for name, value in msg.req_attributes:
-        append(b"\x0a")  # SC_A_REQ_ATTRIBUTE
-        append(_string(name))
-        append(_string(value))
-    append(b"\xff")  # SC_A_ARE_DONE
-    return _frame(MAGIC_TO_CONTAINER, b"".join(parts), max_packet_size)
+        buf += b"\x0a"  # SC_A_REQ_ATTRIBUTE
+        buf += strings.get(name) or _encoded(name)
+        buf += strings.get(value) or _encoded(value)
+    buf.append(SC_A_ARE_DONE)
+    return _framed(buf, max_packet_size)
+
+
+def _framed(buf: bytearray, max_packet_size: int) -> bytes:
+    """The packet in ``buf`` (its header's length still 0) with the length filled in."""
+    size = len(buf)
+    if size > max_packet_size or not MIN_MAX_PACKET_SIZE <= max_packet_size <= MAX_MAX_PACKET_SIZE:
+        check_max_packet_size(max_packet_size)
+        raise AjpError(f"message of {size} bytes does not fit in max_packet_size {max_packet_size}")
+    _U16_INTO(buf, 2, size - HEADER_LEN)
+    return bytes(buf)
 
 
 def encode_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
@@ -450,19 +474,18 @@ def encode_cpong() -> bytes:
 def encode_send_headers(msg: SendHeaders, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
     """Encode a Send Headers packet; raise :class:`AjpError` if it does not fit."""
     headers = msg.headers
-    parts = [
-        b"\x04",  # SEND_HEADERS
-        _int16(msg.status),
-        # httpd fails on a null reason, so an empty one is sent as the status number.
-        _string(msg.reason or str(msg.status)),
-        _int16(len(headers)),
-    ]
-    append = parts.append
-    cache = _RESPONSE_NAME_CACHE
+    status = msg.status
+    strings = _STRINGS
+    names = _RESPONSE_NAME_CACHE
+    buf = bytearray(_SEND_HEADERS_HEAD(MAGIC_TO_SERVER, 0, SEND_HEADERS, _int16(status)))
+    # httpd fails on a null reason, so an empty one is sent as the status number.
+    reason = msg.reason or str(status)
+    buf += strings.get(reason) or _encoded(reason)
+    buf += _int16(len(headers))
     for name, value in headers:
-        append(cache.get(name) or _header_name(name, RESPONSE_HEADER_CODES, cache))
-        append(_string(value))
-    return _frame(MAGIC_TO_SERVER, b"".join(parts), max_packet_size)
+        buf += names.get(name) or _header_name(name, RESPONSE_HEADER_CODES, names)
+        buf += strings.get(value) or _encoded(value)
+    return _framed(buf, max_packet_size)
 
 
 def encode_send_body_chunk(data: bytes, max_packet_size: int = DEFAULT_MAX_PACKET_SIZE) -> bytes:
