@@ -143,7 +143,7 @@ class HttpConnection:
     def __init__(self, config: Config, sock: socket.socket, addr: Any, listen: Listen | None, slot: Any = None) -> None:
         self.config = config
         self._sock = sock
-        self._raw = _os_socket(sock)
+        self._raw = os_socket(sock)
         self._slot = slot
         remote_ip, remote_port = (addr[0], addr[1]) if isinstance(addr, tuple) else ("", 0)
         try:
@@ -972,7 +972,7 @@ def _send_file(sock: socket.socket, fd: int, offset: int, count: int) -> None:
         count -= sent
 
 
-def _os_socket(sock: socket.socket) -> Any:
+def os_socket(sock: socket.socket) -> Any:
     """The non-blocking OS socket under a gevent socket (None for any other socket): sends
     that the kernel takes at once need none of gevent's waiting machinery."""
     cls = type(sock)

@@ -15,12 +15,15 @@ module's, written in Python over a Condition, costs several times more per reque
 from __future__ import annotations
 
 import os
+import select
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from pyhttpd.http_protocol import os_socket
 
 from .ajp13 import (
     MAGIC_TO_SERVER,
@@ -32,6 +35,9 @@ from .ajp13 import (
 )
 
 RECV_SIZE = 256 * 1024
+# One receive buffer for a gevent child (see AjpConnection._recv).
+_RECV_BUFFER = bytearray(RECV_SIZE)
+_RECV_VIEW = memoryview(_RECV_BUFFER)
 
 _pid = os.getpid()  # this process's, kept current across forks without a syscall per request
 
@@ -64,16 +70,24 @@ def resolve(host: str, port: int, prefer_ipv6: bool = False) -> tuple[str, int]:
 
 
 class AjpConnection:
-    """One TCP connection to an AJP13 container, framed by the codec's PacketReader."""
+    """One TCP connection to an AJP13 container, framed by the codec's PacketReader.
 
-    __slots__ = ("sock", "reader", "last_used", "socket_timeout", "_timeout")
+    On a gevent socket the bytes go straight to and from the OS socket when the kernel
+    has them (or takes them) at once; only a wait goes through the hub, on a read watcher
+    of the connection's own when no timeout bounds it, else through gevent's socket.
+    """
+
+    __slots__ = ("sock", "raw", "reader", "last_used", "socket_timeout", "_timeout", "_poll", "_watcher")
 
     def __init__(self, sock: socket.socket, max_packet_size: int, socket_timeout: float | None) -> None:
         self.sock = sock
+        self.raw = os_socket(sock)
         self.reader = PacketReader(MAGIC_TO_SERVER, max_packet_size)
         self.last_used = time.monotonic()
         self.socket_timeout = socket_timeout
         self._timeout = sock.gettimeout()
+        self._poll: Any = None  # see is_connected
+        self._watcher: tuple[Any, Any] | None = None  # the hub and a read watcher, see _recv
 
     def _settimeout(self, timeout: float | None) -> None:
         if timeout != self._timeout:
@@ -107,12 +121,17 @@ class AjpConnection:
     def send(self, data: bytes) -> None:
         """Send whole packets; raise BackendError."""
         try:
+            raw = self.raw
+            if raw is not None:
+                try:
+                    sent = raw.send(data)
+                except BlockingIOError:
+                    sent = 0
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]
             self._settimeout(self.socket_timeout)
-            # One send() takes a request whole; sendall() (a getsockopt each call under
-            # gevent) only for what is left.
-            sent = self.sock.send(data)
-            if sent < len(data):
-                self.sock.sendall(memoryview(data)[sent:])
+            self.sock.sendall(data)
         except OSError as e:
             raise BackendError(f"sending to the backend failed: {_reason(e)}") from None
 
@@ -128,12 +147,10 @@ class AjpConnection:
         bytes that are not AJP13 raise AjpProtocolError.
         """
         reader = self.reader
-        sock = self.sock
         while (payload := reader.next_packet()) is None:
             started = reader.pending > 0
             try:
-                self._settimeout(self.socket_timeout if started or reply_timeout is None else reply_timeout)
-                data = sock.recv(RECV_SIZE)
+                data = self._recv(self.socket_timeout if started or reply_timeout is None else reply_timeout)
             except TimeoutError:
                 if started or reply_timeout is None:
                     raise BackendError("timeout reading from the backend") from None
@@ -145,17 +162,46 @@ class AjpConnection:
             reader.feed(data)
         return payload
 
+    def _recv(self, timeout: float | None) -> bytes | memoryview:
+        """The bytes there are, waiting at most ``timeout`` seconds for them (TimeoutError),
+        None: as long as it takes.
+
+        On a gevent socket they are received into the child's buffer, a view of which is
+        returned: the reader copies them before the greenlet can yield (the child's other
+        threads are greenlets, so nothing else can write the buffer meanwhile).
+        """
+        raw = self.raw
+        if raw is None:
+            self._settimeout(timeout)
+            return self.sock.recv(RECV_SIZE)
+        try:
+            return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+        except BlockingIOError:
+            pass
+        if timeout is None:
+            watcher = self._watcher
+            if watcher is None:
+                from gevent import get_hub
+
+                hub = get_hub()
+                watcher = self._watcher = (hub, hub.loop.io(raw.fileno(), 1))
+            while True:
+                watcher[0].wait(watcher[1])
+                try:
+                    return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+                except BlockingIOError:
+                    pass
+        self._settimeout(timeout)
+        return _RECV_VIEW[: self.sock.recv_into(_RECV_BUFFER)]
+
     def is_connected(self) -> bool:
         """False when the peer closed the connection while it sat idle (or left data on it)."""
-        try:
-            self._settimeout(0.0)
-            self.sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return True  # nothing to read: still open
-        except OSError:
-            return False
-        # Readable: EOF (b""), or stray bytes of a response nobody read; either way unusable.
-        return False
+        poll = self._poll
+        if poll is None:
+            poll = self._poll = _os_poll()
+            poll.register(self.sock.fileno(), select.POLLIN)
+        # Readable: EOF, an error, or stray bytes of a response nobody read; either way unusable.
+        return not poll.poll(0)
 
     def cping(self, timeout: float) -> bool:
         """Send a CPing and wait ``timeout`` seconds for the CPong."""
@@ -166,6 +212,9 @@ class AjpConnection:
             return False
 
     def close(self) -> None:
+        if self._watcher is not None:  # before the descriptor can be reused
+            self._watcher[1].close()
+            self._watcher = None
         try:
             self.sock.close()
         except OSError:
@@ -255,6 +304,12 @@ class ConnectionPool:
         idle, self.idle = self.idle, []
         for conn in idle:
             conn.close()
+
+
+def _os_poll() -> Any:
+    """A poll object of the OS, not gevent's cooperative one (a look that never waits)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey.get_original("select", "poll")() if monkey is not None else select.poll()
 
 
 def _bounded_semaphore(size: int) -> Any:
