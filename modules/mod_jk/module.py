@@ -548,7 +548,7 @@ class JkModule(Module):
     def map_to_storage(self, r: Request) -> int:
         """No file behind a mapped URI; for the others, JkStripSession."""
         if NOTE_WORKER_NAME in r.notes:
-            r.filename = os.path.basename(r.uri)
+            r.filename = r.uri.rpartition("/")[2]  # os.path.basename
             return OK
         cfg: JkServerConfig | None = r.server_config(self.name)
         if cfg is not None and cfg.strip_session:

@@ -11,7 +11,6 @@ connection.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyhttpd.headers import Headers
@@ -34,6 +33,9 @@ CHUNK_BUFFER_PAD = 12
 # smallest max_packet_size; so it is never larger than that backend could take.
 FIRST_BODY_CHUNK = 8192 - 6
 _NO_EXTENSIONS = RuleExtensions()  # a request whose mapping rule has no extensions
+# Lengths of the request header names build() reads (Host, Content-Length,
+# Transfer-Encoding): other names are not even lowercased.
+_READ_NAME_LENGTHS = frozenset((4, 14, 17))
 
 
 class ClientReadError(Exception):
@@ -59,39 +61,53 @@ def escape_path(path: str, safe: frozenset[int] = _PROXY_SAFE) -> str:
     return "".join(chr(b) if b in safe else f"%{b:02X}" for b in raw)
 
 
-@dataclass(eq=False)
 class ServiceRequest:
-    """The request a worker serves, and how its response reaches the client."""
+    """The request a worker serves, and how its response reaches the client.
 
-    r: Request
-    forward: ForwardRequest
-    worker_name: str
-    extensions: RuleExtensions = field(default_factory=RuleExtensions)
-    content_length: int = 0
-    is_chunked: bool = False
+    What most requests leave as it is stays a class attribute: one is made per request.
+    """
+
+    content_length = 0
+    is_chunked = False
     reply_timeout: int | None = None  # ms; None: the worker's
     route: str | None = None  # JK_ROUTE, or the lb member's route
-    activation: str = "ACT"  # JK_LB_ACTIVATION sent to the container
+    activation = "ACT"  # JK_LB_ACTIVATION sent to the container
     session_cookie: str | None = None  # an lb's set_session_cookie, added to the response
-    flush_packets: bool = False
-    flush_header: bool = False
-    disable_reuse: bool = False
-    sticky_ignore: bool = False
-    stateless: bool = False
+    flush_packets = False
+    flush_header = False
+    disable_reuse = False
+    sticky_ignore = False
+    stateless = False
     # request body state
-    content_read: int = 0
-    no_more_chunks: bool = False
+    content_read = 0
+    no_more_chunks = False
     first_body: bytes | None = None
-    body_requested: bool = False  # the container asked for body beyond the first packet
+    body_requested = False  # the container asked for body beyond the first packet
     # response state
-    response_started: bool = False
-    response_blocked: bool = False  # use_server_errors: httpd answers with its own page
-    response_status: int = 0
-    body_bytes: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    _base_headers_out: list[tuple[str, str]] = field(default_factory=list)
-    _pre_attributes: list[tuple[str, str]] = field(default_factory=list)
-    _env_attributes: list[tuple[str, str]] = field(default_factory=list)
+    response_started = False
+    response_blocked = False  # use_server_errors: httpd answers with its own page
+    response_status = 0
+    body_bytes = 0
+
+    def __init__(
+        self,
+        r: Request,
+        forward: ForwardRequest,
+        worker_name: str,
+        extensions: RuleExtensions | None = None,
+        *,
+        base_headers_out: list[tuple[str, str]] | None = None,
+        pre_attributes: list[tuple[str, str]] | None = None,
+        env_attributes: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.r = r
+        self.forward = forward
+        self.worker_name = worker_name
+        self.extensions = extensions or _NO_EXTENSIONS
+        self.started = time.perf_counter()
+        self._base_headers_out = base_headers_out or []
+        self._pre_attributes = pre_attributes or []
+        self._env_attributes = env_attributes or []
 
     @classmethod
     def build(
@@ -104,6 +120,8 @@ class ServiceRequest:
         what ForwardURIProxy/Escaped/Compat forward.
         """
         env = r.subprocess_env
+        # With no environment variables set, none of the indicators can say anything.
+        get = env.get if env else _none
         options = conf.effective_options
         indicator = conf.indicator_names
         c = r.connection
@@ -113,9 +131,12 @@ class ServiceRequest:
             remote_addr, remote_port = c.local_ip, "0"
         else:
             remote_addr, remote_port = c.remote_ip, str(c.remote_port)
-        remote_addr = env.get(indicator["remote_addr"]) or remote_addr
-        remote_port = env.get(indicator["remote_port"]) or remote_port
-        remote_host = env.get(indicator["remote_host"]) or remote_addr
+        if env:
+            remote_addr = get(indicator["remote_addr"]) or remote_addr
+            remote_port = get(indicator["remote_port"]) or remote_port
+            remote_host = get(indicator["remote_host"]) or remote_addr
+        else:
+            remote_host = remote_addr
 
         if "ForwardURICompatUnparsed" in options:
             req_uri = r.unparsed_uri.split("?", 1)[0]
@@ -130,19 +151,20 @@ class ServiceRequest:
         headers: list[tuple[str, str]] = []
         host_header = transfer_encoding = length = None
         for name, value in r.headers_in:
-            lname = name.lower()
-            if lname == "host":
-                if host_header is None:
-                    host_header = value
-            elif lname == "content-length":
-                if length is None:
-                    length = value
-            elif lname == "transfer-encoding" and transfer_encoding is None:
-                transfer_encoding = value
+            if len(name) in _READ_NAME_LENGTHS:
+                lname = name.lower()
+                if lname == "host":
+                    if host_header is None:
+                        host_header = value
+                elif lname == "content-length":
+                    if length is None:
+                        length = value
+                elif lname == "transfer-encoding" and transfer_encoding is None:
+                    transfer_encoding = value
             headers.append((name, value))
 
-        server_name = env.get(indicator["local_name"]) or r.hostname or r.server.server_hostname or c.local_ip
-        port_text = env.get(indicator["local_port"])
+        server_name = get(indicator["local_name"]) or r.hostname or r.server.server_hostname or c.local_ip
+        port_text = get(indicator["local_port"])
         if port_text is None and host_header and not host_header.endswith("]") and ":" in host_header:
             port_text = host_header.rsplit(":", 1)[1]
         # As httpd's ap_get_server_port: the Host header's port, ServerName's, the default.
@@ -156,7 +178,7 @@ class ServiceRequest:
         is_chunked = transfer_encoding is not None and "chunked" in transfer_encoding.lower()
         if not is_chunked and length and length.strip().isdigit():
             content_length = int(length)
-        if content_length > 0 and env.get(indicator["ignore_cl"]) is not None:
+        if content_length > 0 and get(indicator["ignore_cl"]) is not None:
             content_length, is_chunked = 0, True
 
         if is_chunked:
@@ -170,72 +192,69 @@ class ServiceRequest:
         is_ssl = r.is_https
         ssl_cert = ssl_cipher = ssl_session = ssl_protocol = None
         ssl_key_size = None
-        if conf.extract_ssl is not False:
-            https = env.get(indicator["https"])
+        if conf.extract_ssl is not False and (env or is_ssl):
+            https = get(indicator["https"])
             if https is not None:
                 is_ssl = https.lower() == "on"
             if is_ssl:
-                ssl_cert = env.get(indicator["certs"])
+                ssl_cert = get(indicator["certs"])
                 if ssl_cert and "ForwardSSLCertChain" in options:
                     prefix = indicator["certchain_prefix"]
                     chain = [v for k, v in env.items() if k.startswith(prefix)]
                     ssl_cert = "\0".join([ssl_cert, *chain])
-                ssl_cipher = env.get(indicator["cipher"])
-                ssl_session = env.get(indicator["session"])
-                ssl_protocol = env.get(indicator["ssl_protocol"])
-                if "ForwardKeySize" in options and env.get(indicator["key_size"], "").isdigit():
+                ssl_cipher = get(indicator["cipher"])
+                ssl_session = get(indicator["session"])
+                ssl_protocol = get(indicator["ssl_protocol"])
+                if "ForwardKeySize" in options and (get(indicator["key_size"]) or "").isdigit():
                     ssl_key_size = int(env[indicator["key_size"]])
 
-        pre: list[tuple[str, str]] = []
-        if ssl_protocol:
-            pre.append(("AJP_SSL_PROTOCOL", ssl_protocol))
+        pre = [("AJP_SSL_PROTOCOL", ssl_protocol)] if ssl_protocol else []
         pre.append(("AJP_REMOTE_PORT", remote_port))
-        pre.append(("AJP_LOCAL_ADDR", env.get(indicator["local_addr"]) or c.local_ip))
+        pre.append(("AJP_LOCAL_ADDR", get(indicator["local_addr"]) or c.local_ip))
         env_attributes: list[tuple[str, str]] = []
-        for name, default in (conf.env_vars or {}).items():
-            value = env.get(name, default)
-            if value is not None:
-                env_attributes.append((name, value))
+        if conf.env_vars:
+            for name, default in conf.env_vars.items():
+                value = env.get(name, default)
+                if value is not None:
+                    env_attributes.append((name, value))
 
         forward = ForwardRequest(
-            method=r.method,
-            protocol=r.protocol,
-            req_uri=req_uri,
-            remote_addr=remote_addr,
-            remote_host=remote_host,
-            server_name=server_name,
-            server_port=server_port,
-            is_ssl=is_ssl,
-            headers=headers,
-            remote_user=env.get(indicator["remote_user"]) or r.user or None,
-            auth_type=env.get(indicator["auth_type"]) or r.ap_auth_type or None,
+            r.method, r.protocol, req_uri, remote_addr, remote_host, server_name, server_port, is_ssl,
+            headers,
+            remote_user=get(indicator["remote_user"]) or r.user or None,
+            auth_type=get(indicator["auth_type"]) or r.ap_auth_type or None,
             query_string=r.args,
             ssl_cert=ssl_cert,
             ssl_cipher=ssl_cipher,
             ssl_session=ssl_session,
             ssl_key_size=ssl_key_size,
         )
-        s = cls(
-            r=r,
-            forward=forward,
-            worker_name=worker_name,
-            extensions=ext,
-            content_length=content_length,
-            is_chunked=is_chunked,
-            reply_timeout=ext.reply_timeout,
-            route=env.get("JK_ROUTE") or None,
-            flush_packets="FlushPackets" in options,
-            flush_header="FlushHeader" in options,
-            disable_reuse="DisableReuse" in options,
-            sticky_ignore=_env_flag(env.get("JK_STICKY_IGNORE"), ext.sticky_ignore),
-            stateless=_env_flag(env.get("JK_STATELESS"), ext.stateless),
-            _base_headers_out=r.headers_out.items(),
-            _pre_attributes=pre,
-            _env_attributes=env_attributes,
-        )
-        reply_timeout = env.get("JK_REPLY_TIMEOUT")
-        if reply_timeout is not None and reply_timeout.strip().isdigit():
-            s.reply_timeout = int(reply_timeout)
+        s = cls(r, forward, worker_name, ext, base_headers_out=r.headers_out.items(),
+                pre_attributes=pre, env_attributes=env_attributes)
+        if content_length:
+            s.content_length = content_length
+        if is_chunked:
+            s.is_chunked = True
+        if ext.reply_timeout is not None:
+            s.reply_timeout = ext.reply_timeout
+        if "FlushPackets" in options:
+            s.flush_packets = True
+        if "FlushHeader" in options:
+            s.flush_header = True
+        if "DisableReuse" in options:
+            s.disable_reuse = True
+        if env:
+            s.route = env.get("JK_ROUTE") or None
+            s.sticky_ignore = _env_flag(env.get("JK_STICKY_IGNORE"), ext.sticky_ignore)
+            s.stateless = _env_flag(env.get("JK_STATELESS"), ext.stateless)
+            reply_timeout = env.get("JK_REPLY_TIMEOUT")
+            if reply_timeout is not None and reply_timeout.strip().isdigit():
+                s.reply_timeout = int(reply_timeout)
+        else:
+            if ext.sticky_ignore:
+                s.sticky_ignore = True
+            if ext.stateless:
+                s.stateless = True
         return s
 
     # -- request -------------------------------------------------------------------------
@@ -348,6 +367,11 @@ class ServiceRequest:
             self.r.flush()
         except (OSError, ValueError) as e:
             raise ClientWriteError(str(e) or type(e).__name__) from None
+
+
+def _none(name: str) -> None:
+    """The lookup in an empty environment."""
+    return None
 
 
 def _env_flag(value: str | None, default: bool) -> bool:

@@ -370,9 +370,10 @@ class UriWorkerMap:
             return None
         path = normalize_uri(uri)
         rules = self._rules
-        found = next((rule for rule in rules if not rule.disabled and not rule.exclusion
-                      and rule.matches(path)), None)
-        if found is None:
+        for found in rules:
+            if not found.disabled and not found.exclusion and found.matches(path):
+                break
+        else:
             return None
         for rule in rules:
             if (rule.exclusion and not rule.disabled and rule.worker in (found.worker, "*")
