@@ -46,6 +46,7 @@ from modules.mod_jk.ajp13 import (
 )
 from pyhttpd.child import graceful_stop_requested
 from pyhttpd.headers import Headers
+from pyhttpd.http_protocol import os_socket
 from pyhttpd.http_request import process_request, reason_phrase, send_error_response
 from pyhttpd.log import log_error, log_rerror
 from pyhttpd.module import OK
@@ -65,6 +66,9 @@ HOP_BY_HOP = frozenset(
 # Request attributes mod_jk sends with TLS facts, and the SSL_* variables of mod_ssl.
 SSL_ATTRIBUTES = {"AJP_SSL_PROTOCOL": "SSL_PROTOCOL"}
 RECV_SIZE = 65536
+# One receive buffer for a gevent child (see AjpConnection._recv).
+_RECV_BUFFER = bytearray(RECV_SIZE)
+_RECV_VIEW = memoryview(_RECV_BUFFER)
 # Seconds between looks at a graceful stop while a connection waits for its next request.
 IDLE_POLL = 1.0
 # Response bytes gathered into one send: a few packets at a time, not one syscall each.
@@ -87,6 +91,7 @@ class AjpConnection:
     ) -> None:
         self.config = config
         self.sock = sock
+        self.raw = os_socket(sock)
         self.listen = listen
         self.slot = slot
         g = config.global_config
@@ -94,6 +99,7 @@ class AjpConnection:
         self.secret = g.ajp_secret
         self.timeout = config.main_server.core.timeout
         self.reader = PacketReader(MAGIC_TO_CONTAINER, self.packet_size)
+        self._idle: tuple[Any, Any, Any, Any] | None = None  # see _recv_idle
         self.body_chunk_size = max_body_chunk_size(self.packet_size)
         self.send_chunk_size = max_send_body_chunk_size(self.packet_size)
         local = sock.getsockname()
@@ -149,31 +155,88 @@ class AjpConnection:
         """The next message between requests; None when the web server closed, the
         connection stayed idle for Timeout seconds or the child is stopping gracefully
         (mod_jk notices a closed pooled connection and opens another, in the next child)."""
-        deadline = time.monotonic() + self.timeout
-        self.sock.settimeout(min(IDLE_POLL, self.timeout) or None)
-        try:
-            while not graceful_stop_requested():
-                try:
-                    return self._next_packet()
-                except TimeoutError:
-                    if time.monotonic() >= deadline:
-                        return None
-            return None
-        finally:
-            self.sock.settimeout(self.timeout or None)
+        deadline = None
+        while not graceful_stop_requested():
+            try:
+                return self._next_packet(idle=True)
+            except TimeoutError:
+                # The first look at the clock comes after one IDLE_POLL, not per request.
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now - min(IDLE_POLL, self.timeout) + self.timeout
+                if now >= deadline:
+                    return None
+        return None
 
-    def _next_packet(self) -> bytes | None:
-        """The next whole packet's payload; None when the web server closed cleanly."""
+    def _next_packet(self, idle: bool = False) -> bytes | None:
+        """The next whole packet's payload; None when the web server closed cleanly. An
+        `idle` wait gives up after IDLE_POLL seconds (TimeoutError), any other after Timeout."""
+        reader = self.reader
         while True:
-            payload = self.reader.next_packet()
+            payload = reader.next_packet()
             if payload is not None:
                 return payload
-            data = self.sock.recv(RECV_SIZE)
+            data = self._recv_idle() if idle else self._recv()
             if not data:
-                if self.reader.pending:
+                if reader.pending:
                     raise AjpProtocolError("connection closed in the middle of a packet")
                 return None
-            self.reader.feed(data)
+            reader.feed(data)
+
+    def _recv(self) -> bytes | memoryview:
+        """The bytes there are: straight from the OS socket when they are there, else
+        through the socket, which waits up to Timeout.
+
+        On a gevent socket they are received into the child's buffer, a view of which is
+        returned: the reader copies them before the greenlet can yield (the child's other
+        threads are greenlets, so nothing else can write the buffer meanwhile)."""
+        raw = self.raw
+        if raw is None:
+            return self.sock.recv(RECV_SIZE)
+        try:
+            return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+        except BlockingIOError:
+            return _RECV_VIEW[: self.sock.recv_into(_RECV_BUFFER)]
+
+    def _recv_idle(self) -> bytes | memoryview:
+        """The bytes there are while the connection waits for its next message, waiting up
+        to IDLE_POLL (or Timeout when shorter) seconds, then TimeoutError. On a gevent
+        socket the greenlet waits on the hub for the socket to become readable, under a
+        loop timer that the connection keeps and re-arms, instead of the Timeout gevent
+        would make and drop for every wait."""
+        raw = self.raw
+        if raw is None:
+            self.sock.settimeout(min(IDLE_POLL, self.timeout) or None)
+            try:
+                return self.sock.recv(RECV_SIZE)
+            finally:
+                self.sock.settimeout(self.timeout or None)
+        while True:
+            try:
+                return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+            except BlockingIOError:
+                pass
+            hub, io, timer, throw = self._idle or self._idle_watchers()
+            if timer is None:
+                hub.wait(io)
+                continue
+            timer.again(throw, TimeoutError)
+            try:
+                hub.wait(io)
+            finally:
+                timer.stop()
+
+    def _idle_watchers(self) -> tuple[Any, Any, Any, Any]:
+        """The hub, a read watcher on the socket, a timer repeating every idle poll (None
+        when Timeout is 0: no limit) so that again() restarts the whole interval, and this
+        greenlet's throw."""
+        from gevent import get_hub, getcurrent
+
+        hub = get_hub()
+        poll = min(IDLE_POLL, self.timeout)
+        timer = hub.loop.timer(poll, poll) if poll else None
+        self._idle = (hub, hub.loop.io(self.raw.fileno(), 1), timer, getcurrent().throw)
+        return self._idle
 
     def _malformed(self, error: Exception) -> None:
         self.broken = True
@@ -189,6 +252,10 @@ class AjpConnection:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        if self._idle is not None:  # before the descriptor can be reused
+            self._idle[1].close()
+            if self._idle[2] is not None:
+                self._idle[2].close()
         self.sock.close()
 
     # -- one request ---------------------------------------------------------------------
@@ -403,9 +470,16 @@ class AjpConnection:
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            # One send() takes a small response whole; sendall() (which asks the socket
-            # for its buffer size first under gevent) only for what is left.
-            sent = self.sock.send(data)
+            # Straight to the OS socket when its buffer takes it all (the usual case);
+            # sendall(), which waits up to Timeout, only for what is left.
+            raw = self.raw
+            if raw is not None:
+                try:
+                    sent = raw.send(data)
+                except BlockingIOError:
+                    sent = 0
+            else:
+                sent = self.sock.send(data)
             if sent < len(data):
                 self.sock.sendall(memoryview(data)[sent:])
 

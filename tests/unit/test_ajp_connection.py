@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gevent
 import pytest
+from gevent import socket as gsocket
 
 from modules.mod_jk.ajp13 import (
     MAGIC_TO_SERVER,
@@ -394,3 +397,54 @@ def test_scoreboard_slot_counts_the_request_and_waits_in_keepalive(node):
         del slot
     finally:
         board.close()
+
+
+def _gevent_connection(node: Node) -> tuple[gsocket.socket, AjpConnection]:
+    """A loopback connection on gevent sockets: the web server's end and the container's."""
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = gsocket.create_connection(listener.getsockname())
+    sock, addr = listener.accept()
+    listener.close()
+    node.sockets += [client, sock]
+    return client, AjpConnection(node.config, sock, addr, None, None)
+
+
+def test_on_a_gevent_socket_a_request_split_at_any_byte_is_served(node):
+    client, connection = _gevent_connection(node)
+    assert connection.raw is not None  # the OS socket is read directly
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    msg = ForwardRequest(method="POST", req_uri="/app/info", remote_addr="192.0.2.7", server_name="node.example",
+                         headers=[("host", "node.example:8080"), ("content-length", "5")], secret=SECRET)
+    packet = encode_forward_request(msg) + encode_body_chunk(b"hello")
+    for cut in range(1, len(packet)):
+        client.sendall(packet[:cut])
+        gevent.sleep(0.001)  # the container waits on the hub for the rest
+        client.sendall(packet[cut:])
+        messages = []
+        while not isinstance(messages[-1:] and messages[-1], EndResponse):
+            messages.append(web.message())
+        headers, body, end = messages[0], b"".join(m.data for m in messages[1:-1]), messages[-1]
+        assert (headers.status, end.reuse) == (200, True)
+        assert parse_page(body.decode())["body.bytes"] == "5"
+    client.close()
+    server.join(5)
+    assert server.dead
+
+
+def test_on_a_gevent_socket_an_idle_connection_closes_after_timeout(tmp_path):
+    node = Node(tmp_path, "Timeout 1")
+    try:
+        client, connection = _gevent_connection(node)
+        server = gevent.spawn(connection.serve)
+        client.sendall(encode_cping())
+        assert isinstance(WebServer(client, server).message(), CPong)
+        started = time.monotonic()
+        assert client.recv(1) == b""  # closed by the container, idle past Timeout
+        assert 0.5 < time.monotonic() - started < 3
+        server.join(5)
+        assert server.dead
+    finally:
+        node.close()
