@@ -53,6 +53,7 @@ from pyhttpd.module import OK
 from pyhttpd.request import Connection, HTTPError, Request
 from pyhttpd.server import select_server
 from pyhttpd.server_tokens import server_banner
+from pyhttpd.socket_direct import os_socket, send_at_once
 from pyhttpd.uri import UriError, decode_path, parse_host, split_target
 
 if TYPE_CHECKING:
@@ -841,15 +842,10 @@ class HttpConnection:
     def _send(self, data: bytes, flags: int = 0) -> None:
         """Send all of `data`: straight to the OS socket when its buffer takes it all (the
         usual case), else through the socket's sendall, which waits up to Timeout."""
-        raw = self._raw
-        if raw is not None:
-            try:
-                sent = raw.send(data, flags)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(data):
+        if self._raw is not None:
+            data = send_at_once(self._raw, data, flags)
+            if not data:
                 return
-            data = memoryview(data)[sent:]
         self._settimeout(self._server.core.timeout)
         self._sock.sendall(data, flags)
 
@@ -970,17 +966,6 @@ def _send_file(sock: socket.socket, fd: int, offset: int, count: int) -> None:
                 raise OSError("file shrank while being sent")
         offset += sent
         count -= sent
-
-
-def os_socket(sock: socket.socket) -> Any:
-    """The non-blocking OS socket under a gevent socket (None for any other socket): sends
-    that the kernel takes at once need none of gevent's waiting machinery."""
-    cls = type(sock)
-    if cls.__name__ == "socket" and cls.__module__ == "gevent._socket3":  # not its SSLSocket
-        raw = getattr(sock, "_sock", None)
-        if raw is not None and raw.gettimeout() == 0.0:
-            return raw
-    return None
 
 
 def _vhost_name(r: Request) -> str:

@@ -19,26 +19,22 @@ from typing import Any
 import gevent
 from gevent.hub import get_hub
 
+from pyhttpd.socket_direct import os_socket, send_at_once
+
 
 class DirectSender:
     """``send_all(data)`` on *sock*, a gevent socket (any other socket just uses sendall)."""
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        raw = getattr(sock, "_sock", None) if type(sock).__module__.startswith("gevent.") else None
-        self.raw = raw if raw is not None and raw.gettimeout() == 0.0 else None
+        self.raw = os_socket(sock)
 
     def send_all(self, data: bytes) -> None:
         """Send every byte of *data*; raises OSError if the connection is gone."""
-        raw = self.raw
-        if raw is not None:
-            try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
-            if sent == len(data):
+        if self.raw is not None:
+            data = send_at_once(self.raw, data)
+            if not data:
                 return
-            data = memoryview(data)[sent:]
         self.sock.sendall(data)
 
 
@@ -75,19 +71,16 @@ class BatchSender:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        sent = 0
         if self._raw is not None:
             try:
-                sent = self._raw.send(data)
-            except BlockingIOError:
-                sent = 0
+                data = send_at_once(self._raw, data)
             except OSError as exc:
                 self._on_error(exc)
                 return
-            if sent == len(data):
+            if not data:
                 return
         self._draining = True
-        gevent.spawn(self._drain, memoryview(data)[sent:] if sent else data)
+        gevent.spawn(self._drain, data)
 
     def _drain(self, rest: Any) -> None:
         try:
