@@ -26,7 +26,23 @@ import time
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modules.mod_jk.ajp13 import (
+    FORWARD_REQUEST,
     MAGIC_TO_CONTAINER,
+    METHOD_NAMES,
+    REQUEST_HEADER_NAMES,
+    SC_A_ARE_DONE,
+    SC_A_AUTH_TYPE,
+    SC_A_CONTEXT,
+    SC_A_QUERY_STRING,
+    SC_A_REMOTE_USER,
+    SC_A_REQ_ATTRIBUTE,
+    SC_A_ROUTE,
+    SC_A_SECRET,
+    SC_A_SERVLET_PATH,
+    SC_A_SSL_CERT,
+    SC_A_SSL_CIPHER,
+    SC_A_SSL_KEY_SIZE,
+    SC_A_SSL_SESSION,
     AjpError,
     AjpProtocolError,
     CPing,
@@ -77,6 +93,19 @@ _CPONG = encode_cpong()
 _END_RESPONSE_REUSE = encode_end_response(True)
 _END_RESPONSE_CLOSE = encode_end_response(False)
 _REASONS: dict[int, str] = {}  # reason phrases by status, as reason_phrase() gives them
+# The ForwardRequest field each single-string attribute fills.
+_STRING_ATTRIBUTES = {
+    SC_A_SECRET: "secret",
+    SC_A_CONTEXT: "context",
+    SC_A_SERVLET_PATH: "servlet_path",
+    SC_A_REMOTE_USER: "remote_user",
+    SC_A_AUTH_TYPE: "auth_type",
+    SC_A_QUERY_STRING: "query_string",
+    SC_A_ROUTE: "route",
+    SC_A_SSL_CERT: "ssl_cert",
+    SC_A_SSL_CIPHER: "ssl_cipher",
+    SC_A_SSL_SESSION: "ssl_session",
+}
 
 
 class AjpConnection:
@@ -108,6 +137,7 @@ class AjpConnection:
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
         self.broken = False  # a protocol error: close without End Response
+        self.answered = False  # End Response sent, no message received since
         self.out: list[bytes] = []  # packets not sent yet
         self.body_left: int | None = None  # response bytes still due by Content-Length
         # body of the current request
@@ -133,17 +163,18 @@ class AjpConnection:
                 payload = self._idle_packet()
                 if payload is None:
                     return
+                if payload and payload[0] == FORWARD_REQUEST:
+                    self._serve_request(decode_forward_request(payload))
+                    if self.slot is not None:
+                        self.slot.set_status(SERVER_BUSY_KEEPALIVE)
+                    continue
                 msg = decode_server_message(payload)
                 if isinstance(msg, CPing):
                     self._send(_CPONG)
-                elif isinstance(msg, Shutdown):
+                else:
+                    assert isinstance(msg, Shutdown)
                     log_error(self.config.main_server, "info", "ajp", f"[client {self.peer}] ignoring an AJP13 Shutdown; closing")
                     return
-                else:
-                    assert isinstance(msg, ForwardRequest)
-                    self._serve_request(msg)
-                    if self.slot is not None:
-                        self.slot.set_status(SERVER_BUSY_KEEPALIVE)
         except AjpProtocolError as e:
             self._malformed(e)
         except OSError:
@@ -211,11 +242,17 @@ class AjpConnection:
                 return self.sock.recv(RECV_SIZE)
             finally:
                 self.sock.settimeout(self.timeout or None)
+        # Right after a response the next message cannot be there yet (mod_jk sends it
+        # once it has read the whole response), so a receive then would only fail: wait first.
+        answered = self.answered
+        self.answered = False
         while True:
-            try:
-                return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
-            except BlockingIOError:
-                pass
+            if not answered:
+                try:
+                    return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+                except BlockingIOError:
+                    pass
+            answered = False
             hub, io, timer, throw = self._idle or self._idle_watchers()
             if timer is None:
                 hub.wait(io)
@@ -268,14 +305,15 @@ class AjpConnection:
         self.body_done = content_length == 0
         self.body_buf = b""
         self.body_left = None
+        host = r.headers_in.get("Host")
         if self.slot is not None:
-            vhost = r.headers_in.get("Host") or f"{msg.server_name}:{msg.server_port}"
+            vhost = host or f"{msg.server_name}:{msg.server_port}"
             self.slot.start_request(self.connection.remote_ip, vhost, r.the_request, "ajp13")
         if self.secret is not None and not _same_secret(msg.secret, self.secret):
             self._refuse(r, "missing" if msg.secret is None else "wrong")
         else:
             try:
-                self._set_target(r, msg)
+                self._set_target(r, msg, host)
             except UriError as e:
                 log_rerror(r, "info", "ajp", e.message)
                 send_error_response(r, e.status)
@@ -290,21 +328,22 @@ class AjpConnection:
 
     def _build_request(self, msg: ForwardRequest, content_length: int | None) -> Request:
         c = self.connection
-        port = next((value for name, value in msg.req_attributes if name == "AJP_REMOTE_PORT"), "")
         c.keepalives += 1
         c.aborted = False
         c.remote_ip = msg.remote_addr or self.peer_ip
-        c.remote_port = int(port) if port.isdigit() else 0
         c.is_ssl = msg.is_ssl
         r = Request(self.config, c, self)
-        r.method = msg.method
-        r.header_only = msg.method == "HEAD"
-        r.protocol = msg.protocol
-        r.proto_num = _proto_num(msg.protocol)
+        method = msg.method
+        protocol = msg.protocol
+        query = msg.query_string
+        r.method = method
+        r.header_only = method == "HEAD"
+        r.protocol = protocol
+        r.proto_num = 1001 if protocol == "HTTP/1.1" else _proto_num(protocol)
         r.headers_in = Headers(msg.headers)
-        r.args = msg.query_string
-        r.unparsed_uri = msg.req_uri + (f"?{msg.query_string}" if msg.query_string is not None else "")
-        r.the_request = f"{msg.method} {r.unparsed_uri} {msg.protocol}"
+        r.args = query
+        r.unparsed_uri = uri = msg.req_uri if query is None else f"{msg.req_uri}?{query}"
+        r.the_request = f"{method} {uri} {protocol}"
         r.remaining = content_length
         r.user = msg.remote_user or None
         r.ap_auth_type = msg.auth_type or None
@@ -324,24 +363,29 @@ class AjpConnection:
             ):
                 if value:
                     env[name] = value
+        port = None
         for name, value in msg.req_attributes:
             env[name] = value
-            if name in SSL_ATTRIBUTES:
+            if name == "AJP_REMOTE_PORT":
+                if port is None:
+                    port = value
+            elif name in SSL_ATTRIBUTES:
                 env[SSL_ATTRIBUTES[name]] = value
+        c.remote_port = int(port) if port and port.isdigit() else 0
         return r
 
-    def _set_target(self, r: Request, msg: ForwardRequest) -> None:
+    def _set_target(self, r: Request, msg: ForwardRequest, host: str | None) -> None:
         """Decode and normalise the path as HTTP does, then choose the virtual host by the
-        listener's address and the Host header (or the forwarded server name)."""
+        listener's address and the Host header (`host`, or the forwarded server name)."""
         path = msg.req_uri
-        if not path.startswith("/"):
+        if path[:1] != "/":
             # An absolute URI: its authority is the Host, as Tomcat reads it.
             target = split_target(path)
             path = target.path
-            if target.hostname and "Host" not in r.headers_in:
+            if target.hostname and host is None:
                 r.headers_in.set("Host", target.hostname)
+                host = target.hostname
         r.uri = decode_path(path)
-        host = r.headers_in.get("Host")
         r.hostname = parse_host(host)[0] if host else (msg.server_name.lower() or None)
         c = self.connection
         r.server = select_server(self.config, c.local_ip, c.local_port, host or msg.server_name or None)
@@ -368,6 +412,7 @@ class AjpConnection:
                 self.broken = True
                 return
         self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
+        self.answered = True
 
     # -- Transport -----------------------------------------------------------------------
 
@@ -484,9 +529,107 @@ class AjpConnection:
                 self.sock.sendall(memoryview(data)[sent:])
 
 
+def decode_forward_request(payload: bytes) -> ForwardRequest:
+    """The Forward Request in `payload` (its type byte first), as the codec's
+    decode_server_message() gives it, in one pass without a call per string.
+
+    What that pass does not read (a stored method, a null string, a string that is not
+    strict UTF-8, the SSL key size... or anything malformed) is left to the codec, which
+    gives the same message or the same AjpProtocolError.
+    """
+    try:
+        msg = _read_forward_request(payload)
+    except (IndexError, UnicodeDecodeError):  # truncated, or a string for the codec to read
+        msg = None
+    if msg is None:
+        msg = decode_server_message(payload)
+        if not isinstance(msg, ForwardRequest):
+            raise AjpProtocolError(f"expected a Forward Request, got {type(msg).__name__}")
+    return msg
+
+
+def _read_forward_request(p: bytes) -> ForwardRequest | None:
+    """The common Forward Request, or None for the codec to read. A string is its length
+    (2 bytes), its bytes and a NUL; a read past the end raises IndexError (a null string's
+    length 0xFFFF always reaches past a packet's end)."""
+    if p[0] != FORWARD_REQUEST:
+        return None
+    method = METHOD_NAMES.get(p[1])
+    if method is None:
+        return None
+    strings = []
+    pos = 2
+    for _ in range(5):  # protocol, req_uri, remote_addr, remote_host, server_name
+        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        if p[end]:
+            return None
+        strings.append(p[pos + 2 : end].decode())
+        pos = end + 1
+    port = p[pos] << 8 | p[pos + 1]
+    is_ssl = p[pos + 2] != 0
+    count = p[pos + 3] << 8 | p[pos + 4]
+    pos += 5
+    names = REQUEST_HEADER_NAMES
+    headers = []
+    for _ in range(count):
+        first = p[pos]
+        if first == 0xA0:
+            name = names.get(0xA000 | p[pos + 1])
+            if name is None:
+                return None
+            pos += 2
+        else:
+            end = pos + 2 + (first << 8 | p[pos + 1])
+            if p[end]:
+                return None
+            name = p[pos + 2 : end].decode()
+            pos = end + 1
+        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        if p[end]:
+            return None
+        headers.append((name, p[pos + 2 : end].decode()))
+        pos = end + 1
+    fields = {}
+    attributes = []
+    key_size = None
+    while True:
+        code = p[pos]
+        pos += 1
+        if code == SC_A_ARE_DONE:
+            break
+        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        field = _STRING_ATTRIBUTES.get(code)
+        if field is not None:
+            if p[end]:
+                return None
+            fields[field] = p[pos + 2 : end].decode()
+        elif code == SC_A_REQ_ATTRIBUTE:
+            if p[end]:
+                return None
+            name = p[pos + 2 : end].decode()
+            pos = end + 1
+            end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+            if p[end]:
+                return None
+            attributes.append((name, p[pos + 2 : end].decode()))
+        elif code == SC_A_SSL_KEY_SIZE:
+            key_size = p[pos] << 8 | p[pos + 1]
+            end = pos + 1
+        else:
+            return None
+        pos = end + 1
+    if pos != len(p):
+        return None
+    return ForwardRequest(
+        method, *strings, port, is_ssl, headers, ssl_key_size=key_size, req_attributes=attributes, **fields
+    )
+
+
 def _same_secret(given: str | None, expected: str) -> bool:
     if given is None:
         return False
+    if given.isascii() and expected.isascii():
+        return hmac.compare_digest(given, expected)
     return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
 
 
