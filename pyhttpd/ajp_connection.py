@@ -533,8 +533,8 @@ def decode_forward_request(payload: bytes) -> ForwardRequest:
     """The Forward Request in `payload` (its type byte first), as the codec's
     decode_server_message() gives it, in one pass without a call per string.
 
-    What that pass does not read (a stored method, a null string, a string that is not
-    strict UTF-8, the SSL key size... or anything malformed) is left to the codec, which
+    What that pass does not read (a stored method, a null header value or attribute, a
+    string that is not strict UTF-8... or anything malformed) is left to the codec, which
     gives the same message or the same AjpProtocolError.
     """
     try:
@@ -550,8 +550,8 @@ def decode_forward_request(payload: bytes) -> ForwardRequest:
 
 def _read_forward_request(p: bytes) -> ForwardRequest | None:
     """The common Forward Request, or None for the codec to read. A string is its length
-    (2 bytes), its bytes and a NUL; a read past the end raises IndexError (a null string's
-    length 0xFFFF always reaches past a packet's end)."""
+    (2 bytes), its bytes and a NUL; a read past the end raises IndexError (as does a null
+    string other than the first five: its length 0xFFFF reaches past a packet's end)."""
     if p[0] != FORWARD_REQUEST:
         return None
     method = METHOD_NAMES.get(p[1])
@@ -560,7 +560,12 @@ def _read_forward_request(p: bytes) -> ForwardRequest | None:
     strings = []
     pos = 2
     for _ in range(5):  # protocol, req_uri, remote_addr, remote_host, server_name
-        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        length = p[pos] << 8 | p[pos + 1]
+        if length == 0xFFFF:  # null: mod_jk's remote_host when it looks no name up
+            strings.append("")
+            pos += 2
+            continue
+        end = pos + 2 + length
         if p[end]:
             return None
         strings.append(p[pos + 2 : end].decode())

@@ -38,7 +38,7 @@ def mod_jk_request() -> ForwardRequest:
     """A request as mod_jk forwards a plain GET."""
     return ForwardRequest(
         method="GET", protocol="HTTP/1.1", req_uri="/hello", remote_addr="127.0.0.1",
-        remote_host="127.0.0.1", server_name="localhost", server_port=8080,
+        remote_host="", server_name="localhost", server_port=8080,
         headers=[("host", "localhost:8080"), ("content-length", "0"), ("X-Trace", "1")],
         secret="s3cr3t", query_string="a=1",
         req_attributes=[("AJP_LOCAL_ADDR", "127.0.0.1"), ("AJP_REMOTE_PORT", "45678"), ("JK_LB_ACTIVATION", "ACT")],
@@ -110,9 +110,16 @@ def test_bytes_that_are_not_utf8_are_kept_as_surrogates():
     assert decode_forward_request(data).req_uri == "/h\udcffllo"
 
 
-def test_null_string_reads_as_empty():
-    data = payload(mod_jk_request()).replace(s(b"127.0.0.1") + s(b"127.0.0.1"), s(b"127.0.0.1") + b"\xff\xff")
+def test_mod_jk_null_remote_host_reads_as_empty():
+    data = payload(mod_jk_request()).replace(s(b"127.0.0.1") + s(b""), s(b"127.0.0.1") + b"\xff\xff")
+    assert b"\xff\xff" in data
     assert decode_forward_request(data).remote_host == ""
+
+
+def test_null_header_value_and_attribute_read_as_empty():
+    data = payload(mod_jk_request()).replace(s(b"1"), b"\xff\xff").replace(s(b"ACT"), b"\xff\xff")
+    decoded = decode_forward_request(data)
+    assert (decoded.headers[2], decoded.req_attributes[2]) == (("X-Trace", ""), ("JK_LB_ACTIVATION", ""))
 
 
 def test_ssl_key_size_is_an_integer():
