@@ -302,11 +302,16 @@ def choose_member(
     member the probe must be exclusive, so that choice is made again under the lock. The
     Pessimistic lock makes every election under the lock.
     """
-    _, lock, sticky, _, interval, _, last_maintain = lb.record.election
-    if _maintain_due(interval, last_maintain, now):
+    _, lock, sticky, _, interval, next_offset, last_maintain = lb.record.election
+    if interval > 0 and now - last_maintain + MAINTAIN_TOLERANCE >= interval:  # _maintain_due, inline
         maintain(lb, now)
     routes = _routes(route) if sticky else []
     if lock != _PESSIMISTIC:
+        if not routes and not exclude and not activations and len(lb.members) > 1:
+            # The usual request: no session, nothing failed yet, no overrides.
+            chosen = _least_loaded(lb, next_offset, stateless)
+            if chosen is not None:
+                return chosen
         view = _Selection(lb, exclude, activations)
         chosen = _choose(lb, view, routes, stateless)
         if chosen is None or view.states[chosen] != _RECOVER:
@@ -317,6 +322,27 @@ def choose_member(
         if chosen is not None and view.states[chosen] == _RECOVER:
             lb.members[chosen].state = State.PROBE  # only this request probes it
         return _elected(lb, view, chosen)
+
+
+def _least_loaded(lb: Balancer, offset: int, stateless: bool) -> MemberRecord | None:
+    """_best_by_value over the records as they are, without a _Selection: the member it
+    elects, or None when the full election must decide (nobody usable, or a member to probe)."""
+    loads = [member.load for member in lb.members]
+    count = len(loads)
+    best = -1
+    best_distance = best_value = 0
+    for step in range(count):
+        i = (offset + step) % count
+        activation, state, distance, _, _, value = loads[i]
+        if state > _FORCE or activation != _ACTIVE:
+            continue
+        if best < 0 or distance < best_distance or (
+                not stateless and distance == best_distance and value < best_value):
+            best, best_distance, best_value = i, distance, value
+    if best < 0 or loads[best][1] == _RECOVER:
+        return None
+    lb.record.next_offset = best + 1  # a hint, as in _elected
+    return lb.members[best]
 
 
 def _elected(lb: Balancer, view: _Selection, chosen: int | None) -> MemberRecord | None:

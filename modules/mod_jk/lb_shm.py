@@ -25,6 +25,7 @@ from .lb import Activation, Lock, Method, State, lb_mults
 from .workers import WorkersConfig, WorkerSpec
 
 _MAGIC = "PYJKLB01"
+_BUSY = State.BUSY.value
 _TEXT_CACHE_LIMIT = 64
 _T = TypeVar("_T")
 _E = TypeVar("_E", bound=IntEnum)
@@ -179,6 +180,30 @@ class _Group:
         self._pack(record.buffer, record.offset + self._offset, *values)
 
 
+class _Texts(_Group):
+    """Several text fields read with one struct call, decoded: a tuple of str, taken from a
+    cache by their raw bytes (they hold one of a few values for their life)."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(*names)
+        self._decoded: dict[tuple[bytes, ...], tuple[str, ...]] = {}
+
+    def __get__(self, record: _Record | None, owner: type) -> Any:
+        if record is None:
+            return self
+        raw = self._unpack(record.buffer, record.offset + self._offset)
+        texts = self._decoded.get(raw)
+        if texts is None:
+            texts = tuple(text.split(b"\0", 1)[0].decode("utf-8", "replace") for text in raw)
+            if len(self._decoded) >= _TEXT_CACHE_LIMIT:
+                self._decoded.clear()
+            self._decoded[raw] = texts
+        return texts
+
+    def __set__(self, record: _Record, values: tuple[Any, ...]) -> None:
+        raise AttributeError("texts are written one field at a time")
+
+
 class _Record:
     """A view of one record: its fields live in ``buffer`` at ``offset``."""
 
@@ -239,6 +264,7 @@ class MemberRecord(_Record):
                    "elected_snapshot", "sessions", "errors", "client_errors", "reply_timeouts",
                    "transferred", "read", "first_error_time", "last_error_time")
     notes = _Group("activation", "state", "lb_value", "busy", "elected", "errors", "transferred", "read")
+    routing = _Texts("route", "domain")
 
     def __repr__(self) -> str:
         return f"<MemberRecord {self.name} {self.activation.text} {self.state.text} lb_value={self.lb_value}>"
@@ -269,6 +295,7 @@ class LbRecord(_Record):
     session_cookie = _Text()
     session_path = _Text()
     busy_counters = _Group("busy", "max_busy")
+    session_names = _Texts("session_cookie", "session_path")
     # What an election reads: its rules, whether maintenance is due and where the scan starts.
     election = _Group("method", "lock", "sticky_session", "sticky_session_force", "maintain_time",
                       "next_offset", "last_maintain_time")
@@ -287,6 +314,16 @@ class Balancer:
         # read once rather than decoded from the buffer on every request.
         self.names = [member.name for member in members]
         self._names_by_record = {id(member): name for member, name in zip(members, self.names, strict=True)}
+        # Where each member's state byte is, for any_busy.
+        self._state_at = [member.offset + MemberRecord.state.offset for member in members]
+
+    def any_busy(self) -> bool:
+        """Whether some member is BUSY: a byte per member, as cheap as a look can be."""
+        buffer = self.record.buffer
+        for at in self._state_at:
+            if buffer[at] == _BUSY:
+                return True
+        return False
 
     def name_of(self, member: MemberRecord) -> str:
         """The name of one of this lb's members."""

@@ -39,6 +39,7 @@ _NOTES = ("NAME", "TYPE", "VALUE", "ACCESSED", "READ", "TRANSFERRED", "ERRORS", 
           "STATE")
 _FIRST_NOTES = tuple("JK_LB_FIRST_" + note for note in _NOTES)
 _LAST_NOTES = tuple("JK_LB_LAST_" + note for note in _NOTES)
+_BOTH_NOTES = _FIRST_NOTES + _LAST_NOTES
 # jkstatus's names by the records' raw numbers, so a note needs no enum lookup.
 _ACTIVATION_TEXTS = {activation.value: activation.text for activation in Activation}
 _STATE_TEXTS = {state.value: state.text for state in State}
@@ -59,14 +60,27 @@ class LbWorker:
         self.set_session_cookie: bool = properties["set_session_cookie"]
         self.session_cookie_path: str = properties["session_cookie_path"]
         self.log = log
-        self.balancer: Balancer | None = None  # attached in each child (WorkerRegistry.attach)
+        self._balancer: Balancer | None = None
+        self._member_workers: dict[int, tuple[str, AjpWorker]] = {}  # by id() of a member's record
+
+    @property
+    def balancer(self) -> Balancer | None:
+        """The shared state, attached in each child (WorkerRegistry.attach)."""
+        return self._balancer
+
+    @balancer.setter
+    def balancer(self, balancer: Balancer | None) -> None:
+        self._balancer = balancer
+        self._member_workers = {} if balancer is None else {
+            id(member): (name, self.members[name])
+            for member, name in zip(balancer.members, balancer.names, strict=True)}
 
     def __repr__(self) -> str:
         return f"<lb worker {self.name} {list(self.members)}>"
 
     def service(self, s: ServiceRequest) -> ServiceResult:
         """Serve ``s`` on the members (see the module docstring)."""
-        balancer = self.balancer
+        balancer = self._balancer
         assert balancer is not None, "the lb worker's shared state is not attached"
         record = balancer.record
         r = s.r
@@ -76,11 +90,13 @@ class LbWorker:
         if s.route:
             routes = [s.route]  # JK_ROUTE
         elif record.sticky_session and not s.sticky_ignore:
-            cookie = ext.session_cookie or record.session_cookie
-            path = ext.session_path or record.session_path
+            cookie, path = record.session_names
+            cookie = ext.session_cookie or cookie
+            path = ext.session_path or path
             session_ids = lb.session_ids(r.headers_in.get_all("Cookie"), r.unparsed_uri, cookie, path)
             routes = [route for route in map(lb.route_of, session_ids) if route]
-        self._release_busy(balancer)
+        if balancer.any_busy():
+            self._release_busy(balancer)
         activations = ext.activations or None
         per_pass = min(len(balancer.members), record.lb_retries)
         passes = attempts = 0
@@ -98,8 +114,7 @@ class LbWorker:
                     self._log("info", f"({self.name}) all members are in error, forcing recovery once")
                     continue
                 break
-            name = balancer.name_of(member)
-            worker = self.members[name]
+            name, worker = self._member_workers[id(member)]
             busy = worker.reserve()
             if busy is not None:
                 lb.record_busy(balancer, member)
@@ -107,10 +122,10 @@ class LbWorker:
                 result = busy
                 continue
             first = first or member
-            route, domain = member.route, member.domain
+            route, domain = member.routing
             sticky = bool(routes) and (route in routes or domain in routes)
             s.route = route or domain
-            activation = (activations or {}).get(name, member.activation)
+            activation = activations.get(name, member.activation) if activations else member.activation
             s.activation = activation.text
             s.session_cookie = None
             if self.set_session_cookie and not sticky:
@@ -170,17 +185,16 @@ class LbWorker:
 
     def _notes(self, r: Any, first: MemberRecord, last: MemberRecord) -> None:
         """JK_LB_FIRST_* / JK_LB_LAST_* notes for the access log."""
-        assert self.balancer is not None
-        values = self._note_values(self.balancer, first)
-        r.notes.update(zip(_FIRST_NOTES, values, strict=True))
-        if last is not first:
-            values = self._note_values(self.balancer, last)
-        r.notes.update(zip(_LAST_NOTES, values, strict=True))
+        values = self._note_values(first)
+        if last is first:
+            r.notes.update(zip(_BOTH_NOTES, values + values, strict=True))
+        else:
+            r.notes.update(zip(_FIRST_NOTES, values, strict=True))
+            r.notes.update(zip(_LAST_NOTES, self._note_values(last), strict=True))
 
-    @staticmethod
-    def _note_values(balancer: Balancer, member: MemberRecord) -> tuple[str, ...]:
+    def _note_values(self, member: MemberRecord) -> tuple[str, ...]:
         activation, state, lb_value, busy, elected, errors, transferred, read = member.notes
-        return (balancer.name_of(member), "ajp13", str(lb_value), str(elected), str(read),
+        return (self._member_workers[id(member)][0], "ajp13", str(lb_value), str(elected), str(read),
                 str(transferred), str(errors), str(busy), _ACTIVATION_TEXTS[activation],
                 _STATE_TEXTS[state])
 
