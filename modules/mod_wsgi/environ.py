@@ -46,7 +46,7 @@ def build_environ(
     if constant is None:
         constant = server_entries(r.server)
     if r.subprocess_env:
-        env = {name: to_wsgi(value) for name, value in r.subprocess_env.items()}
+        env = {name: value if value.isascii() else to_wsgi(value) for name, value in r.subprocess_env.items()}
         env.update(constant)
     else:
         env = constant.copy()
