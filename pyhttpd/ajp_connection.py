@@ -137,7 +137,6 @@ class AjpConnection:
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
         self.broken = False  # a protocol error: close without End Response
-        self.answered = False  # End Response sent, no message received since
         self.out: list[bytes] = []  # packets not sent yet
         self.body_left: int | None = None  # response bytes still due by Content-Length
         # body of the current request
@@ -242,17 +241,11 @@ class AjpConnection:
                 return self.sock.recv(RECV_SIZE)
             finally:
                 self.sock.settimeout(self.timeout or None)
-        # Right after a response the next message cannot be there yet (mod_jk sends it
-        # once it has read the whole response), so a receive then would only fail: wait first.
-        answered = self.answered
-        self.answered = False
         while True:
-            if not answered:
-                try:
-                    return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
-                except BlockingIOError:
-                    pass
-            answered = False
+            try:
+                return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+            except BlockingIOError:
+                pass
             hub, io, timer, throw = self._idle or self._idle_watchers()
             if timer is None:
                 hub.wait(io)
@@ -412,7 +405,6 @@ class AjpConnection:
                 self.broken = True
                 return
         self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
-        self.answered = True
 
     # -- Transport -----------------------------------------------------------------------
 
