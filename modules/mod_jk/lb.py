@@ -418,8 +418,10 @@ def _failover(lb: Balancer, view: _Selection) -> int:
     return _by_session_route(lb, view, redirect) if redirect else -1
 
 
-_COUNTS_EVERY_REQUEST = frozenset((Method.REQUESTS, Method.BUSYNESS))
-_COUNTS_NEW_SESSIONS = frozenset((Method.SESSIONS, Method.NEXT))
+# Raw method numbers (an enum member compares and hashes as its number).
+_TRAFFIC, _BUSYNESS = Method.TRAFFIC.value, Method.BUSYNESS.value
+_COUNTS_EVERY_REQUEST = frozenset((Method.REQUESTS.value, _BUSYNESS))
+_COUNTS_NEW_SESSIONS = frozenset((Method.SESSIONS.value, Method.NEXT.value))
 
 
 def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless: bool = False) -> None:
@@ -435,10 +437,10 @@ def record_start(lb: Balancer, member: MemberRecord, *, session: bool, stateless
     with lb.lock:
         busy, max_busy = record.busy_counters
         busy += 1
-        record.busy_counters = (busy, max(max_busy, busy))
+        record.busy_counters = (busy, busy if busy > max_busy else max_busy)
         mult, value, busy, max_busy, elected, snapshot, sessions = member.counters
         busy += 1
-        member.counters = (mult, value + mult if counts else value, busy, max(max_busy, busy),
+        member.counters = (mult, value + mult if counts else value, busy, busy if busy > max_busy else max_busy,
                            elected + 1, snapshot, sessions + 1 if new_session else sessions)
 
 
@@ -464,21 +466,21 @@ def _finish(lb: Balancer, member: MemberRecord, method: Method, read: int, trans
     (state, distance, factor, mult, value, busy, max_busy, elected, snapshot, sessions, errors,
      client_errors, reply_timeouts, member_transferred, member_read, first_error_time,
      last_error_time) = member.tally
-    if method == Method.TRAFFIC:
+    if method == _TRAFFIC:
         value += (read + transferred) * mult
-    elif method == Method.BUSYNESS:
+    elif method == _BUSYNESS:
         value = max(0, value - mult)
     if served:
         state = _OK
         first_error_time = last_error_time = 0.0
     elif state != _ERROR:
         state = _OK
-    member.tally = (state, distance, factor, mult, value, max(0, busy - 1), max_busy, elected, snapshot,
-                    sessions, errors, client_errors, reply_timeouts, member_transferred + transferred,
+    member.tally = (state, distance, factor, mult, value, busy - 1 if busy > 0 else 0, max_busy, elected,
+                    snapshot, sessions, errors, client_errors, reply_timeouts, member_transferred + transferred,
                     member_read + read, first_error_time, last_error_time)
     record = lb.record
     busy, max_busy = record.busy_counters
-    record.busy_counters = (max(0, busy - 1), max_busy)
+    record.busy_counters = (busy - 1 if busy > 0 else 0, max_busy)
 
 
 def record_success(lb: Balancer, member: MemberRecord, read: int = 0, transferred: int = 0) -> None:
