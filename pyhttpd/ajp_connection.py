@@ -26,23 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from modules.mod_jk.ajp13 import (
-    FORWARD_REQUEST,
     MAGIC_TO_CONTAINER,
-    METHOD_NAMES,
-    REQUEST_HEADER_NAMES,
-    SC_A_ARE_DONE,
-    SC_A_AUTH_TYPE,
-    SC_A_CONTEXT,
-    SC_A_QUERY_STRING,
-    SC_A_REMOTE_USER,
-    SC_A_REQ_ATTRIBUTE,
-    SC_A_ROUTE,
-    SC_A_SECRET,
-    SC_A_SERVLET_PATH,
-    SC_A_SSL_CERT,
-    SC_A_SSL_CIPHER,
-    SC_A_SSL_KEY_SIZE,
-    SC_A_SSL_SESSION,
     AjpError,
     AjpProtocolError,
     CPing,
@@ -62,13 +46,13 @@ from modules.mod_jk.ajp13 import (
 )
 from pyhttpd.child import graceful_stop_requested
 from pyhttpd.headers import Headers
-from pyhttpd.http_protocol import os_socket
 from pyhttpd.http_request import process_request, reason_phrase, send_error_response
 from pyhttpd.log import log_error, log_rerror
 from pyhttpd.module import OK
 from pyhttpd.request import Connection, Request
 from pyhttpd.scoreboard import SERVER_BUSY_KEEPALIVE, SERVER_BUSY_READ
 from pyhttpd.server import select_server
+from pyhttpd.socket_direct import os_socket, send_at_once
 from pyhttpd.uri import UriError, decode_path, parse_host, split_target
 
 if TYPE_CHECKING:
@@ -93,19 +77,6 @@ _CPONG = encode_cpong()
 _END_RESPONSE_REUSE = encode_end_response(True)
 _END_RESPONSE_CLOSE = encode_end_response(False)
 _REASONS: dict[int, str] = {}  # reason phrases by status, as reason_phrase() gives them
-# The ForwardRequest field each single-string attribute fills.
-_STRING_ATTRIBUTES = {
-    SC_A_SECRET: "secret",
-    SC_A_CONTEXT: "context",
-    SC_A_SERVLET_PATH: "servlet_path",
-    SC_A_REMOTE_USER: "remote_user",
-    SC_A_AUTH_TYPE: "auth_type",
-    SC_A_QUERY_STRING: "query_string",
-    SC_A_ROUTE: "route",
-    SC_A_SSL_CERT: "ssl_cert",
-    SC_A_SSL_CIPHER: "ssl_cipher",
-    SC_A_SSL_SESSION: "ssl_session",
-}
 
 
 class AjpConnection:
@@ -162,12 +133,12 @@ class AjpConnection:
                 payload = self._idle_packet()
                 if payload is None:
                     return
-                if payload and payload[0] == FORWARD_REQUEST:
-                    self._serve_request(decode_forward_request(payload))
+                msg = decode_server_message(payload)
+                if isinstance(msg, ForwardRequest):
+                    self._serve_request(msg)
                     if self.slot is not None:
                         self.slot.set_status(SERVER_BUSY_KEEPALIVE)
                     continue
-                msg = decode_server_message(payload)
                 if isinstance(msg, CPing):
                     self._send(_CPONG)
                 else:
@@ -509,117 +480,10 @@ class AjpConnection:
             out.clear()
             # Straight to the OS socket when its buffer takes it all (the usual case);
             # sendall(), which waits up to Timeout, only for what is left.
-            raw = self.raw
-            if raw is not None:
-                try:
-                    sent = raw.send(data)
-                except BlockingIOError:
-                    sent = 0
-            else:
-                sent = self.sock.send(data)
-            if sent < len(data):
-                self.sock.sendall(memoryview(data)[sent:])
-
-
-def decode_forward_request(payload: bytes) -> ForwardRequest:
-    """The Forward Request in `payload` (its type byte first), as the codec's
-    decode_server_message() gives it, in one pass without a call per string.
-
-    What that pass does not read (a stored method, a null header value or attribute, a
-    string that is not strict UTF-8... or anything malformed) is left to the codec, which
-    gives the same message or the same AjpProtocolError.
-    """
-    try:
-        msg = _read_forward_request(payload)
-    except (IndexError, UnicodeDecodeError):  # truncated, or a string for the codec to read
-        msg = None
-    if msg is None:
-        msg = decode_server_message(payload)
-        if not isinstance(msg, ForwardRequest):
-            raise AjpProtocolError(f"expected a Forward Request, got {type(msg).__name__}")
-    return msg
-
-
-def _read_forward_request(p: bytes) -> ForwardRequest | None:
-    """The common Forward Request, or None for the codec to read. A string is its length
-    (2 bytes), its bytes and a NUL; a read past the end raises IndexError (as does a null
-    string other than the first five: its length 0xFFFF reaches past a packet's end)."""
-    if p[0] != FORWARD_REQUEST:
-        return None
-    method = METHOD_NAMES.get(p[1])
-    if method is None:
-        return None
-    strings = []
-    pos = 2
-    for _ in range(5):  # protocol, req_uri, remote_addr, remote_host, server_name
-        length = p[pos] << 8 | p[pos + 1]
-        if length == 0xFFFF:  # null: mod_jk's remote_host when it looks no name up
-            strings.append("")
-            pos += 2
-            continue
-        end = pos + 2 + length
-        if p[end]:
-            return None
-        strings.append(p[pos + 2 : end].decode())
-        pos = end + 1
-    port = p[pos] << 8 | p[pos + 1]
-    is_ssl = p[pos + 2] != 0
-    count = p[pos + 3] << 8 | p[pos + 4]
-    pos += 5
-    names = REQUEST_HEADER_NAMES
-    headers = []
-    for _ in range(count):
-        first = p[pos]
-        if first == 0xA0:
-            name = names.get(0xA000 | p[pos + 1])
-            if name is None:
-                return None
-            pos += 2
-        else:
-            end = pos + 2 + (first << 8 | p[pos + 1])
-            if p[end]:
-                return None
-            name = p[pos + 2 : end].decode()
-            pos = end + 1
-        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
-        if p[end]:
-            return None
-        headers.append((name, p[pos + 2 : end].decode()))
-        pos = end + 1
-    fields = {}
-    attributes = []
-    key_size = None
-    while True:
-        code = p[pos]
-        pos += 1
-        if code == SC_A_ARE_DONE:
-            break
-        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
-        field = _STRING_ATTRIBUTES.get(code)
-        if field is not None:
-            if p[end]:
-                return None
-            fields[field] = p[pos + 2 : end].decode()
-        elif code == SC_A_REQ_ATTRIBUTE:
-            if p[end]:
-                return None
-            name = p[pos + 2 : end].decode()
-            pos = end + 1
-            end = pos + 2 + (p[pos] << 8 | p[pos + 1])
-            if p[end]:
-                return None
-            attributes.append((name, p[pos + 2 : end].decode()))
-        elif code == SC_A_SSL_KEY_SIZE:
-            key_size = p[pos] << 8 | p[pos + 1]
-            end = pos + 1
-        else:
-            return None
-        pos = end + 1
-    if pos != len(p):
-        return None
-    return ForwardRequest(
-        method, *strings, port, is_ssl, headers, ssl_key_size=key_size, req_attributes=attributes, **fields
-    )
+            if self.raw is not None:
+                data = send_at_once(self.raw, data)
+            if data:
+                self.sock.sendall(data)
 
 
 def _same_secret(given: str | None, expected: str) -> bool:

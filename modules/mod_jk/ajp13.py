@@ -669,6 +669,99 @@ def decode_server_message(payload: bytes) -> ServerMessage:
 
 
 def _decode_forward_request(payload: bytes) -> ForwardRequest:
+    # Nearly every request takes the one-pass reader; whatever it does not read (anything
+    # unusual or malformed) the full decoder reads, with the same message or error.
+    try:
+        msg = _read_common_forward_request(payload)
+    except (IndexError, UnicodeDecodeError):  # truncated, or a string to decode leniently
+        msg = None
+    return msg if msg is not None else _decode_forward_request_fully(payload)
+
+
+def _read_common_forward_request(p: bytes) -> ForwardRequest | None:
+    """The common Forward Request read in one pass without a call per string, or None
+    for the full decoder (a stored method, a null header value or attribute...). A string is its length
+    (2 bytes), its bytes and a NUL; a read past the end raises IndexError (as does a null
+    string other than the first five: its length 0xFFFF reaches past a packet's end)."""
+    if p[0] != FORWARD_REQUEST:
+        return None
+    method = METHOD_NAMES.get(p[1])
+    if method is None:
+        return None
+    strings = []
+    pos = 2
+    for _ in range(5):  # protocol, req_uri, remote_addr, remote_host, server_name
+        length = p[pos] << 8 | p[pos + 1]
+        if length == 0xFFFF:  # null: mod_jk's remote_host when it looks no name up
+            strings.append("")
+            pos += 2
+            continue
+        end = pos + 2 + length
+        if p[end]:
+            return None
+        strings.append(p[pos + 2 : end].decode())
+        pos = end + 1
+    port = p[pos] << 8 | p[pos + 1]
+    is_ssl = p[pos + 2] != 0
+    count = p[pos + 3] << 8 | p[pos + 4]
+    pos += 5
+    names = REQUEST_HEADER_NAMES
+    headers = []
+    for _ in range(count):
+        first = p[pos]
+        if first == 0xA0:
+            name = names.get(0xA000 | p[pos + 1])
+            if name is None:
+                return None
+            pos += 2
+        else:
+            end = pos + 2 + (first << 8 | p[pos + 1])
+            if p[end]:
+                return None
+            name = p[pos + 2 : end].decode()
+            pos = end + 1
+        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        if p[end]:
+            return None
+        headers.append((name, p[pos + 2 : end].decode()))
+        pos = end + 1
+    fields = {}
+    attributes = []
+    key_size = None
+    while True:
+        code = p[pos]
+        pos += 1
+        if code == SC_A_ARE_DONE:
+            break
+        end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+        field = _STRING_ATTRIBUTE_FIELDS.get(code)
+        if field is not None:
+            if p[end]:
+                return None
+            fields[field] = p[pos + 2 : end].decode()
+        elif code == SC_A_REQ_ATTRIBUTE:
+            if p[end]:
+                return None
+            name = p[pos + 2 : end].decode()
+            pos = end + 1
+            end = pos + 2 + (p[pos] << 8 | p[pos + 1])
+            if p[end]:
+                return None
+            attributes.append((name, p[pos + 2 : end].decode()))
+        elif code == SC_A_SSL_KEY_SIZE:
+            key_size = p[pos] << 8 | p[pos + 1]
+            end = pos + 1
+        else:
+            return None
+        pos = end + 1
+    if pos != len(p):
+        return None
+    return ForwardRequest(
+        method, *strings, port, is_ssl, headers, ssl_key_size=key_size, req_attributes=attributes, **fields
+    )
+
+
+def _decode_forward_request_fully(payload: bytes) -> ForwardRequest:
     size = len(payload)
     if size < 2:
         raise _truncated("method")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pyhttpd.http_protocol import os_socket
+from pyhttpd.socket_direct import os_socket, send_at_once
 
 from .ajp13 import (
     MAGIC_TO_SERVER,
@@ -121,15 +121,10 @@ class AjpConnection:
     def send(self, data: bytes) -> None:
         """Send whole packets; raise BackendError."""
         try:
-            raw = self.raw
-            if raw is not None:
-                try:
-                    sent = raw.send(data)
-                except BlockingIOError:
-                    sent = 0
-                if sent == len(data):
+            if self.raw is not None:
+                data = send_at_once(self.raw, data)
+                if not data:
                     return
-                data = memoryview(data)[sent:]
             self._settimeout(self.socket_timeout)
             self.sock.sendall(data)
         except OSError as e:
