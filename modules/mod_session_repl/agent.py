@@ -926,12 +926,18 @@ class SessionAgent:
         msg_type = frame.type
         self.counters[_RECEIVED[msg_type]] += 1
         if msg_type is MessageType.DELTA_BATCH:
+            origin = frame.sender
+            apply_delta = self.store.apply_delta
             results = []
             error = ""
             for session_id, version, raw_delta in body["changes"]:
-                result, problem = self._apply(frame.sender, session_id, version, raw_delta, now, None)
-                results.append(result)
-                error = error or problem
+                try:
+                    delta = Delta.from_dict(raw_delta)
+                except ValueError as exc:
+                    results.append("error")
+                    error = error or str(exc)
+                    continue
+                results.append(apply_delta(session_id, delta, version, now, origin).value)
             if body.get("ack"):
                 failed = [result for result in results if result != "applied"]
                 if failed:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
-from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 JSONValue = Any
@@ -34,6 +33,7 @@ JSONValue = Any
 
 DEFAULT_MAX_INACTIVE = 1800
 MAX_NESTING = 64
+_DELTA_FIELDS = frozenset({"changes", "max_inactive", "invalidate", "accessed", "created"})
 
 
 class Change(NamedTuple):
@@ -79,8 +79,7 @@ def copy_value(key: str, value: JSONValue) -> JSONValue:
     return _json_copy(value, key, key)
 
 
-@dataclass(frozen=True)
-class Delta:
+class Delta(NamedTuple):
     """What one request did to a session; the unit that is committed and replicated.
 
     ``changes`` are in the order of each name's last action.  ``max_inactive``
@@ -127,25 +126,25 @@ class Delta:
         """The delta *data* describes; ValueError if it is malformed (it comes from the network)."""
         if not isinstance(data, dict):
             raise ValueError("delta is not an object")
-        unknown = set(data) - {"changes", "max_inactive", "invalidate", "accessed", "created"}
-        if unknown:
-            raise ValueError(f"delta has unknown fields {sorted(unknown)}")
+        if not _DELTA_FIELDS.issuperset(data):
+            raise ValueError(f"delta has unknown fields {sorted(set(data) - _DELTA_FIELDS)}")
         raw_changes = data.get("changes", [])
         if not isinstance(raw_changes, list):
             raise ValueError("delta changes are not a list")
         changes = []
         for raw in raw_changes:
-            if (
-                isinstance(raw, list)
-                and len(raw) == 3
-                and raw[0] == "set"
-                and isinstance(raw[1], str)
-            ):
-                try:
-                    # Interned: thousands of sessions share a few attribute names.
-                    changes.append(Change("set", sys.intern(raw[1]), copy_value(raw[1], raw[2])))
-                except TypeError as exc:
-                    raise ValueError(str(exc)) from None
+            if isinstance(raw, list) and len(raw) == 3 and raw[0] == "set" and type(raw[1]) is str:
+                name = raw[1]
+                value = raw[2]
+                kind = type(value)
+                # A str, int, bool or None is its own copy; the rest is checked and copied.
+                if not (kind is str or kind is int or kind is bool or value is None):
+                    try:
+                        value = copy_value(name, value)
+                    except TypeError as exc:
+                        raise ValueError(str(exc)) from None
+                # Interned: thousands of sessions share a few attribute names.
+                changes.append(Change("set", sys.intern(name), value))
             elif (
                 isinstance(raw, list)
                 and len(raw) == 2
