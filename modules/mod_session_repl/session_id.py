@@ -24,6 +24,9 @@ MAX_BASE_LEN = 128
 MAX_ROUTE_LEN = 64
 _BASE = re.compile(rf"[0-9A-Za-z_-]{{{MIN_BASE_LEN},{MAX_BASE_LEN}}}")
 _ROUTE = re.compile(rf"[0-9A-Za-z_-]{{1,{MAX_ROUTE_LEN}}}")
+# The base, then optionally "." and a route: neither holds a ".", so the route is what
+# follows the last one.
+_SESSION_ID = re.compile(rf"{_BASE.pattern}(?:\.{_ROUTE.pattern})?")
 
 
 def is_valid_route(route: str) -> bool:
@@ -71,12 +74,11 @@ def rebind(session_id: str, route: str | None) -> str:
 def is_valid_session_id(value: object) -> bool:
     """Whether *value* has the shape of a session id, and so is worth a lookup: a
     URL-safe base of 16 to 128 characters, then optionally ``.`` and a route."""
-    if not isinstance(value, str) or len(value) > MAX_BASE_LEN + 1 + MAX_ROUTE_LEN:
-        return False
-    base, route = split_route(value)
-    if _BASE.fullmatch(base) is None:
-        return False
-    return route is None or is_valid_route(route)
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_BASE_LEN + 1 + MAX_ROUTE_LEN
+        and _SESSION_ID.fullmatch(value) is not None
+    )
 
 
 def _cookie_values(cookie_header: str, name: str) -> list[str]:
