@@ -608,6 +608,12 @@ class SessionAgent:
         ack: dict[str, Any],
     ) -> None:
         results = ack.get("results")
+        if results is None and ack.get("result") not in ("missing", "gap"):
+            # One answer for every change, and nothing to repair: the common case.
+            for _, on_applied in items:
+                if on_applied is not None:
+                    on_applied(ack)
+            return
         for index, (entry, on_applied) in enumerate(items):
             result = results[index] if results is not None and index < len(results) else ack.get("result")
             if result in ("missing", "gap") and self._repair(link, entry[0], on_applied):
