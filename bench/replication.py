@@ -2,19 +2,18 @@
 
 bench/sessions.py measures session-writing requests on a pyhttpd node with replication
 off, async and sync, the replication lag, and the memory of 100k sessions; this drives
-its functions and records their results, and records the benchmark as skipped while that
-script is not in the tree.
+its functions and records their results.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import io
 import os
 import re
 
+import sessions
 from benchmark import Benchmark, Comparison, Target
 from load import Load
 from measurement import Measurement
@@ -32,33 +31,16 @@ TARGET_SESSIONS = 100_000
 MEMORY_SECONDS = 150
 
 
-class _Options(argparse.Namespace):
-    """bench/sessions.py's options as its functions read them.
-
-    An option that script gained after this runner was written reads as None, which is its
-    "off" value, so that a new option does not break the full run.
-    """
-
-    def __getattr__(self, name: str) -> None:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return None
-
-
 def _arguments(load: Load, memory: int) -> argparse.Namespace:
-    return _Options(
-        duration=max(1, round(load.duration)), connections=CONNECTIONS, threads=load.threads,
-        threads_per_child=64, sessions=SESSIONS, memory=memory, modes="off,async,sync",
-    )
+    """bench/sessions.py's options: its defaults, with this run's duration, threads and memory."""
+    args = sessions.arguments([])
+    args.duration = max(1, round(load.duration))
+    args.connections, args.threads, args.sessions, args.memory = CONNECTIONS, load.threads, SESSIONS, memory
+    return args
 
 
 def run(load: Load, memory: int = TARGET_SESSIONS) -> None:
     """Session writes with each replication mode, then the memory of ``memory`` sessions."""
-    try:
-        sessions = importlib.import_module("sessions")
-    except ImportError as error:
-        load.skip_rest(SESSIONS_BENCHMARK, f"bench/sessions.py cannot be imported: {error}")
-        return
     args = _arguments(load, memory)
     for connections, case, mode in load.plan(SESSIONS_BENCHMARK):
         if load.time_left() < load.duration + SETUP_SECONDS:

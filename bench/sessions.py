@@ -231,7 +231,8 @@ def memory_run(count: int, args: argparse.Namespace) -> None:
             node.close()
 
 
-def main() -> int:
+def arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """This script's options; ``arguments([])`` gives their defaults."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
@@ -246,7 +247,11 @@ def main() -> int:
         help="run node1 on half the CPUs and its members and wrk on the other half, "
         "as if node1 had a machine of its own",
     )
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> int:
+    args = arguments()
 
     results = [write_run(mode, args) for mode in args.modes.split(",") if mode]
     base = next((r["rps"] for r in results if r["mode"] == "off"), None)
