@@ -94,6 +94,11 @@ def cluster(tmp_path):
         node.stop()
 
 
+def solo_node(tmp_path):
+    """A node alone, without replication, its agent socket at ``solo-0.sock``."""
+    return Node(tmp_path, "solo", 0, [], listen=None, replication="off", members=())
+
+
 def wait_until(predicate, timeout=10.0):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -357,13 +362,10 @@ def test_the_agent_socket_is_private_to_the_server_user(cluster):
 
 
 def test_a_client_waits_for_an_agent_that_is_restarting(tmp_path):
-    settings = dict(listen=None, replication="off", members=())
-    node = Node(tmp_path, "solo", 0, [], **settings)
+    node = solo_node(tmp_path)
     later = gevent.spawn_later(0.3, node.start)
     try:
-        session = Session(new_session_id("solo"), creation_time=time.time(), is_new=True)
-        session["x"] = 1
-        assert node.client.commit(session, session.delta(), sync=True) == 1
+        assert node.new_session(x=1).version == 1
     finally:
         later.join()
         node.stop()
@@ -490,15 +492,12 @@ def test_a_member_missing_one_session_of_a_batch_gets_it_whole_and_the_rest_appl
 
 
 def test_an_agent_refuses_the_socket_of_another_live_agent(tmp_path):
-    settings = dict(listen=None, replication="off", members=())
-    first = Node(tmp_path, "solo", 0, [], **settings).start()
-    second = Node(tmp_path, "solo", 0, [], **settings)
+    first = solo_node(tmp_path).start()
+    second = solo_node(tmp_path)
     try:
         with pytest.raises(OSError, match="another session agent listens on .*SessionAgentSocket"):
             second.agent.start()
-        session = Session(new_session_id("solo"), creation_time=time.time(), is_new=True)
-        session["x"] = 1
-        assert first.client.commit(session, session.delta(), sync=True) == 1
+        assert first.new_session(x=1).version == 1
     finally:
         first.stop()
 
@@ -508,10 +507,8 @@ def test_an_agent_takes_over_the_socket_a_dead_agent_left(tmp_path):
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(str(path))
     stale.close()
-    node = Node(tmp_path, "solo", 0, [], listen=None, replication="off", members=()).start()
+    node = solo_node(tmp_path).start()
     try:
-        session = Session(new_session_id("solo"), creation_time=time.time(), is_new=True)
-        session["x"] = 1
-        assert node.client.commit(session, session.delta(), sync=True) == 1
+        assert node.new_session(x=1).version == 1
     finally:
         node.stop()
