@@ -331,8 +331,7 @@ class AjpConnection:
         for name, value in msg.req_attributes:
             env[name] = value
             if name == "AJP_REMOTE_PORT":
-                if port is None:
-                    port = value
+                port = value
             elif name in SSL_ATTRIBUTES:
                 env[SSL_ATTRIBUTES[name]] = value
         c.remote_port = int(port) if port and port.isdigit() else 0

@@ -209,6 +209,11 @@ def test_forwarded_client_and_server_address_fill_the_request(node):
     assert (page["scheme"], "https" in page) == ("http", False)
 
 
+def test_a_repeated_remote_port_attribute_keeps_its_last_value(node):
+    page = node.connect().request(req_attributes=[("AJP_REMOTE_PORT", "50123"), ("AJP_REMOTE_PORT", "50124")]).page()
+    assert (page["remotePort"], page["env.AJP_REMOTE_PORT"]) == ("50124", "50124")
+
+
 def test_server_name_is_used_when_there_is_no_host_header(node):
     page = node.connect().request(headers=[], server_name="front.example").page()
     assert page["serverName"] == "front.example"
