@@ -1,21 +1,18 @@
 """The codec's one-pass Forward Request reader gives what its full decoder gives, for any bytes."""
 
-import struct
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modules.mod_jk.ajp13 import (
     FORWARD_REQUEST,
-    METHOD_CODES,
-    REQUEST_HEADER_CODES,
     AjpProtocolError,
     ForwardRequest,
     _decode_forward_request_fully,
     decode_server_message,
     encode_forward_request,
 )
+from tests.unit.test_ajp13 import forward_requests, s
 
 # decode_server_message() reads a Forward Request in one pass when it can, else fully.
 decode_forward_request = decode_server_message
@@ -40,11 +37,6 @@ def outcome(decode, data: bytes):  # noqa: ANN001
         return ("AjpProtocolError", str(e))
 
 
-def s(text: bytes) -> bytes:
-    """An AJP13 string written by hand: length, bytes, NUL."""
-    return struct.pack(">H", len(text)) + text + b"\x00"
-
-
 def mod_jk_request() -> ForwardRequest:
     """A request as mod_jk forwards a plain GET."""
     return ForwardRequest(
@@ -56,43 +48,15 @@ def mod_jk_request() -> ForwardRequest:
     )
 
 
-text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
-optional = st.none() | text
-requests = st.builds(
-    ForwardRequest,
-    method=st.sampled_from([*METHOD_CODES, "PATCH", "BREW"]),
-    protocol=text,
-    req_uri=text,
-    remote_addr=text,
-    remote_host=text,
-    server_name=text,
-    server_port=st.integers(0, 0xFFFF),
-    is_ssl=st.booleans(),
-    headers=st.lists(st.tuples(st.sampled_from([*REQUEST_HEADER_CODES, "X-Other", "x-é"]) | text.filter(bool), text), max_size=4),
-    secret=optional,
-    context=optional,
-    servlet_path=optional,
-    remote_user=optional,
-    auth_type=optional,
-    query_string=optional,
-    route=optional,
-    ssl_cert=optional,
-    ssl_cipher=optional,
-    ssl_session=optional,
-    ssl_key_size=st.none() | st.integers(0, 0xFFFF),
-    req_attributes=st.lists(st.tuples(text, text), max_size=3),
-)
-
-
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(requests)
+@given(forward_requests)
 def test_every_forward_request_decodes_as_the_codec_decodes_it(msg):
     data = payload(msg)
     assert decode_forward_request(data) == decode_fully(data)
 
 
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
-@given(requests, st.integers(0, 400), st.integers(0, 255), st.sampled_from(["replace", "cut", "insert"]))
+@given(forward_requests, st.integers(0, 400), st.integers(0, 255), st.sampled_from(["replace", "cut", "insert"]))
 def test_damaged_packets_give_the_codecs_message_or_error(msg, where, byte, how):
     data = payload(msg)
     at = where % (len(data) + 1)
