@@ -195,9 +195,7 @@ class Request:
             self.bytes_sent += count
 
     def flush(self) -> None:
-        if not self.headers_sent:  # send_headers(), without a second call
-            self.headers_sent = True
-            self.transport.send_headers(self)
+        self.send_headers()
         self.transport.flush()
 
     def __repr__(self) -> str:
