@@ -1,14 +1,10 @@
-"""Sending on a gevent socket straight through the OS socket under it.
+"""Sending many small frames from many greenlets on one gevent socket.
 
-gevent's ``sendall`` asks the kernel for SO_SNDBUF, reads the clock and loops
-in Python on every call.  Frames between a child and its agent, or between
-agents, are small and the kernel nearly always takes them at once, so they go
-to the non-blocking OS socket first and through ``sendall`` (which waits)
-only for what did not fit.
-
-:class:`BatchSender` goes further for connections that carry many small
-frames from many greenlets: the frames queued during one turn of the event
-loop leave together, in one system call, from a callback of the hub.
+Frames between a child and its agent, or between agents, are small and the
+kernel nearly always takes them at once, so those queued during one turn of
+the event loop leave together, in one system call, from a callback of the hub,
+straight to the OS socket under the gevent one (see :mod:`pyhttpd.socket_direct`);
+only what did not fit goes through ``sendall``, which waits.
 """
 
 from __future__ import annotations
@@ -22,22 +18,6 @@ from gevent.hub import get_hub
 from pyhttpd.socket_direct import os_socket, send_at_once
 
 
-class DirectSender:
-    """``send_all(data)`` on *sock*, a gevent socket (any other socket just uses sendall)."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        self.raw = os_socket(sock)
-
-    def send_all(self, data: bytes) -> None:
-        """Send every byte of *data*; raises OSError if the connection is gone."""
-        if self.raw is not None:
-            data = send_at_once(self.raw, data)
-            if not data:
-                return
-        self.sock.sendall(data)
-
-
 class BatchSender:
     """Queues frames for *sock* and sends those of one event loop turn with one call.
 
@@ -49,8 +29,8 @@ class BatchSender:
     """
 
     def __init__(self, sock: Any, on_error: Callable[[OSError], None]) -> None:
-        self._direct = DirectSender(sock)
-        self._raw = self._direct.raw
+        self._sock = sock
+        self._raw = os_socket(sock)
         self._on_error = on_error
         self._out: list[bytes] = []
         self._scheduled = False
@@ -85,7 +65,7 @@ class BatchSender:
     def _drain(self, rest: Any) -> None:
         try:
             while True:
-                self._direct.sock.sendall(rest)
+                self._sock.sendall(rest)
                 if not self._out:
                     return
                 rest = b"".join(self._out)

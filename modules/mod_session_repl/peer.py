@@ -28,7 +28,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from .direct_send import BatchSender, DirectSender
+from .direct_send import BatchSender
 from .wire import (
     DEFAULT_MAX_FRAME,
     AuthError,
@@ -155,7 +155,7 @@ class PeerLink:
     def start(self) -> None:
         """Send the HELLO and start the reader, writer and pinger."""
         try:
-            DirectSender(self.sock).send_all(self._writer.encode(MessageType.HELLO, self._hello))
+            self.sock.sendall(self._writer.encode(MessageType.HELLO, self._hello))
         except OSError as exc:
             self.close(f"send failed: {exc.strerror or exc}")
             return
