@@ -313,7 +313,6 @@ class Balancer:
         # A member's name is part of the layout (a renamed member is a new layout), so it is
         # read once rather than decoded from the buffer on every request.
         self.names = [member.name for member in members]
-        self._names_by_record = {id(member): name for member, name in zip(members, self.names, strict=True)}
         # Where each member's state byte is, for any_busy.
         self._state_at = [member.offset + MemberRecord.state.offset for member in members]
 
@@ -324,10 +323,6 @@ class Balancer:
             if buffer[at] == _BUSY:
                 return True
         return False
-
-    def name_of(self, member: MemberRecord) -> str:
-        """The name of one of this lb's members."""
-        return self._names_by_record[id(member)]
 
     def member(self, name: str) -> MemberRecord:
         """The member called ``name`` (KeyError if there is none)."""
