@@ -18,6 +18,8 @@ from gevent import socket as gsocket
 from gevent.hub import Waiter, get_hub
 from gevent.lock import Semaphore
 
+from pyhttpd.socket_direct import os_socket
+
 from .backend import SessionGone, SessionStoreUnavailable, SessionTooLarge
 from .direct_send import BatchSender
 from .session import Delta, Session
@@ -35,7 +37,7 @@ class _Connection:
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
-        self._raw = sock._sock  # the OS socket under the gevent one: read from the hub, never waits
+        self._raw = os_socket(sock)  # read from the hub, so it must never wait
         self.hub = get_hub()
         self.sender = BatchSender(sock, self._send_failed)
         self.reader = FrameReader(None)
