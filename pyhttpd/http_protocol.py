@@ -86,9 +86,10 @@ _HOP_BY_HOP_LENGTHS = frozenset(len(name) for name in _HOP_BY_HOP)
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}  # llhttp's version -> r.protocol
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-# Lengths of the request header names the protocol reads itself (Host, Expect, Connection,
-# Content-Length, Transfer-Encoding): other names are not even lowercased.
-_FRAMING_NAME_LENGTHS = frozenset((4, 6, 10, 14, 17))
+# The request header names the protocol reads itself: a name of any other length is not
+# even lowercased.
+_FRAMING_NAMES = ("host", "expect", "connection", "content-length", "transfer-encoding")
+_FRAMING_NAME_LENGTHS = frozenset(len(name) for name in _FRAMING_NAMES)
 
 # How the response body is framed; decided when the head is sent.
 _HEAD_PENDING = 0
