@@ -184,6 +184,13 @@ class SessionAgent:
         self._batch_scheduled = False
         self._to_announce: set[str] = set()
         self._announced: dict[str, float] = {}
+        # Seconds between access announcements: an eighth of the max inactive time, within
+        # 0.1-1 s, so replicas hear of reads well before they would expire.
+        self._announce_interval = (
+            ANNOUNCE_INTERVAL
+            if settings.max_inactive <= 0
+            else min(ANNOUNCE_INTERVAL, max(0.1, settings.max_inactive / 8))
+        )
         self._auth_log: dict[str, tuple[float, int]] = {}
         self._greenlets = Group()
         self._servers: list[StreamServer] = []
@@ -722,12 +729,12 @@ class SessionAgent:
     def _note_access(self, session_id: str, max_inactive: int, now: float) -> None:
         if not self.settings.clustered:
             return
-        window = max(self.announce_interval(), max_inactive / 4)
+        window = max(self._announce_interval, max_inactive / 4)
         if now - self._announced.get(session_id, 0.0) >= window:
             self._to_announce.add(session_id)
 
     def _announce_loop(self) -> None:
-        while not self.stopped.wait(self.announce_interval()):
+        while not self.stopped.wait(self._announce_interval):
             if not self._to_announce:
                 continue
             ids, self._to_announce = sorted(self._to_announce), set()
@@ -743,12 +750,6 @@ class SessionAgent:
             chunk = ids[start : start + IDS_PER_FRAME]
             for link in links:
                 link.send(msg_type, {"ids": chunk})
-
-    def announce_interval(self) -> float:
-        """Seconds between access announcements: an eighth of the max inactive time,
-        within 0.1-1 s, so replicas hear of reads well before they would expire."""
-        max_inactive = self.settings.max_inactive
-        return ANNOUNCE_INTERVAL if max_inactive <= 0 else min(ANNOUNCE_INTERVAL, max(0.1, max_inactive / 8))
 
     def sweep_interval(self) -> float:
         """Seconds between expiry sweeps: a quarter of the max inactive time, within 0.25-5 s."""
@@ -766,7 +767,7 @@ class SessionAgent:
         """Expire idle sessions and tell the members; the ids expired."""
         expired = self.store.expire(now)
         # An announcement older than the longest coalescing window no longer holds one back.
-        horizon = now - max(self.announce_interval(), self.settings.max_inactive / 4)
+        horizon = now - max(self._announce_interval, self.settings.max_inactive / 4)
         self._announced = {k: t for k, t in self._announced.items() if t > horizon}
         if expired:
             self.counters["expired"] += len(expired)
