@@ -291,6 +291,17 @@ def _options(cmd: CmdParms, cfg: CoreDirConfig, args: list[str]) -> None:
         cfg.options_add, cfg.options_remove = frozenset(plus), frozenset(minus)
 
 
+def _unless_none(attr: str) -> Any:
+    """SetHandler/ForceType: "none" undoes an inherited value. It is kept as "" rather than
+    None, so that merging still overrides the parent section's value, and a request needs no
+    comparison to tell it from a real handler or type."""
+
+    def handler(cmd: CmdParms, cfg: CoreDirConfig, value: str) -> None:
+        setattr(cfg, attr, "" if value.lower() == "none" else value)
+
+    return handler
+
+
 def _error_document(cmd: CmdParms, cfg: CoreDirConfig, code: str, action: str) -> None:
     status = parse_int("ErrorDocument", code, 400, 599)
     docs = dict(cfg.error_documents or {})
@@ -340,8 +351,8 @@ class CoreModule(Module):
         Directive("RequestReadTimeout", Args.TAKE_ARGV, RSRC, "time and minimum rate to receive the request headers and body (408 otherwise)", _request_read_timeout, "[header=timeout[-maxtimeout][,MinRate=rate]] [body=timeout[-maxtimeout][,MinRate=rate]]", "header=20-40,MinRate=500 body=20,MinRate=500"),
         Directive("LimitRequestBody", Args.TAKE1, ALL, "maximum size of a request body (413 above it; 0: unlimited)", _limit_request_body, "bytes", "0", scope="dir"),
         Directive("Options", Args.TAKE_ARGV, ALL, "features available in a directory (FollowSymLinks, Indexes...)", _options, "[+|-]option [[+|-]option] ...", "FollowSymLinks", scope="dir"),
-        Directive("SetHandler", Args.TAKE1, ALL, "handler for every request in the section", set_str("handler"), "handler-name|none", scope="dir"),
-        Directive("ForceType", Args.TAKE1, ALL, "content type for every file in the section", set_str("force_type"), "media-type|None", scope="dir"),
+        Directive("SetHandler", Args.TAKE1, ALL, "handler for every request in the section", _unless_none("handler"), "handler-name|none", scope="dir"),
+        Directive("ForceType", Args.TAKE1, ALL, "content type for every file in the section", _unless_none("force_type"), "media-type|None", scope="dir"),
         Directive("ErrorDocument", Args.TAKE2, ALL, "what the server returns to the client for an error status", _error_document, "error-code document", scope="dir"),
         Directive("ServerSignature", Args.TAKE1, ALL, "footer on server-generated documents", set_choice("server_signature", ("On", "Off", "EMail")), "On|Off|EMail", "Off", scope="dir"),
         Directive("StartServers", Args.TAKE1, GLOBAL, "child processes created at startup", _global("start_servers", _int_of(1)), "number", "3"),

@@ -137,9 +137,9 @@ def _run_hooks(r: Request) -> int:
             if rv != OK:
                 return rv
             break
-    if core.handler and core.handler.lower() != "none":
+    if core.handler:  # "" for SetHandler none
         r.handler = core.handler
-    if core.force_type and core.force_type.lower() != "none":
+    if core.force_type:  # "" for ForceType none
         r.content_type = core.force_type
     for fn in hooks["fixups"]:
         rv = fn(r)

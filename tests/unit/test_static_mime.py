@@ -96,3 +96,9 @@ def test_force_type_wins_over_the_extension(tmp_path):
     conf = "<Files a.html>\nForceType text/plain\n</Files>"
     config = static_config(tmp_path, conf, files=FILES)
     assert serve(config, "/a.html")[1].content_type == "text/plain"
+
+
+def test_force_type_none_undoes_an_inherited_force_type(tmp_path):
+    conf = "ForceType text/plain\n<Files a.html>\nForceType None\n</Files>"
+    config = static_config(tmp_path, conf, files=FILES)
+    assert serve(config, "/a.html")[1].content_type == "text/html"
