@@ -495,8 +495,6 @@ def _same_secret(given: str | None, expected: str) -> bool:
 
 def _proto_num(protocol: str) -> int:
     """HTTP/1.1 -> 1001, as httpd's r->proto_num."""
-    if protocol == "HTTP/1.1":
-        return 1001
     try:
         major, minor = protocol.removeprefix("HTTP/").split(".", 1)
         return int(major) * 1000 + int(minor)
