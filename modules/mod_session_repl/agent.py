@@ -10,12 +10,13 @@ touches a session (which also records the access), and COMMIT at the end if
 the request changed it.  A commit is applied here, then sent to the members:
 to every one in ``delta`` replication, to the session's backup member in
 ``backup`` replication.  The changes committed during one turn of the event
-loop go to each member in one DELTA_BATCH frame, acknowledged as a whole.  In sync mode the reply to the child waits until each
-alive member acknowledged having *applied* the change, or until
-``ACK_TIMEOUT``; a member that misses it is suspected and later commits stop
-waiting for it.  In async mode the reply goes at once, unless a member has
-``ASYNC_WINDOW`` changes unacknowledged: then commits wait for it as in sync
-mode, which bounds the queue and what a crash can lose.  The waiting costs no greenlet: the reply leaves from the last
+loop go to each member in one DELTA_BATCH frame, acknowledged as a whole.  In
+sync mode the reply to the child waits until each alive member acknowledged
+having *applied* the change, or until ``ACK_TIMEOUT``; a member that misses it
+is suspected and later commits stop waiting for it.  In async mode the reply
+goes at once, unless a member has ``ASYNC_WINDOW`` changes unacknowledged:
+then commits wait for it as in sync mode, which bounds the queue and what a
+crash can lose.  The waiting costs no greenlet: the reply leaves from the last
 acknowledgement's callback, and one loop handles the overdue ones.  A member
 that answers ``missing`` or ``gap`` gets the whole session.
 

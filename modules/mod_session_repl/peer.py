@@ -10,11 +10,11 @@ later frame is bound to the peer's nonce and tagged with the cluster secret
 Frames are encoded as they are sent and leave in order, those of one turn of
 the event loop together in one send (see :class:`.direct_send.BatchSender`);
 only frames sent before the peer's HELLO arrives wait in a queue, since they
-must name its nonce.  A slow peer only slows its own link.  A request may wait for its answer: an ACK names
-the request's sequence number in ``seq`` (and, answering a batch, the others in
-``also``: the frames applied from one receive are acknowledged together), an
-ALL_SESSION_DATA answering a PULL in ``re``.  The round trip of each
-acknowledged DELTA or DELTA_BATCH is the replication lag.
+must name its nonce.  A slow peer only slows its own link.  A request may wait
+for its answer: an ACK names the request's sequence number in ``seq`` (and,
+answering a batch, the others in ``also``: the frames applied from one receive
+are acknowledged together), an ALL_SESSION_DATA answering a PULL in ``re``.
+The round trip of each acknowledged DELTA or DELTA_BATCH is the replication lag.
 """
 
 from __future__ import annotations
