@@ -11,6 +11,7 @@ from gevent import socket as gsocket
 
 from modules.mod_session_repl import agent as agent_module
 from modules.mod_session_repl.agent import SessionAgent
+from modules.mod_session_repl.backend import SessionTooLarge
 from modules.mod_session_repl.client import AgentClient
 from modules.mod_session_repl.peer import PeerLink
 from modules.mod_session_repl.session import Session
@@ -407,8 +408,6 @@ def test_an_agent_that_does_not_answer_makes_requests_fail_not_hang(tmp_path):
 
 
 def test_a_commit_that_would_make_a_session_too_large_to_replicate_is_refused(cluster):
-    from modules.mod_session_repl.backend import SessionTooLarge
-
     a, b = cluster(2)
     session = a.new_session(part1="x" * 300_000)
     session["part2"] = "y" * 300_000
@@ -441,8 +440,6 @@ def test_async_commits_wait_once_a_member_falls_too_far_behind(cluster, monkeypa
 
 
 def test_many_small_commits_still_stop_a_session_at_the_size_limit(cluster):
-    from modules.mod_session_repl.backend import SessionTooLarge
-
     (a,) = cluster(1)
     session = a.new_session(part0="x" * 200_000)
     loaded = a.client.load(session.id)
