@@ -15,6 +15,13 @@ the first packet, which the web server sends unasked when the length is known), 
 response goes out as Send Headers, Send Body Chunks and End Response. `AjpSecret` must
 match the secret of every request, else 403 and the connection closes, as Tomcat does.
 A malformed packet closes this connection and nothing else.
+
+On a gevent socket the packets that end a response on a reused connection leave at the
+end of the event loop's turn, from a callback of the hub, after the child has served
+every request that was ready: sending wakes the web server's thread, which on a busy
+machine takes the CPU from the child in the middle of its batch, and every such switch
+costs both sides their caches. The web server sends no next request on that connection
+before it has the End Response, so nothing waits for these bytes but the web server.
 """
 
 from __future__ import annotations
@@ -100,6 +107,7 @@ class AjpConnection:
         self.timeout = config.main_server.core.timeout
         self.reader = PacketReader(MAGIC_TO_CONTAINER, self.packet_size)
         self._idle: tuple[Any, Any, Any, Any] | None = None  # see _recv_idle
+        self._loop: Any = None  # the hub's loop, for _send_later
         self.body_chunk_size = max_body_chunk_size(self.packet_size)
         self.send_chunk_size = max_send_body_chunk_size(self.packet_size)
         local = sock.getsockname()
@@ -108,7 +116,9 @@ class AjpConnection:
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
         self.broken = False  # a protocol error: close without End Response
-        self.out: list[bytes] = []  # packets not sent yet
+        self.out: list[bytes] = []  # packets not sent yet, in order
+        self._end_of_turn: Any = None  # the hub's callback that sends `out` (see _send_later)
+        self._draining: Any = None  # the greenlet sending what the OS socket did not take
         self.body_left: int | None = None  # response bytes still due by Content-Length
         # body of the current request
         self.first_body_pending = False
@@ -212,11 +222,15 @@ class AjpConnection:
                 return self.sock.recv(RECV_SIZE)
             finally:
                 self.sock.settimeout(self.timeout or None)
+        # Nothing can have come while the response is still unsent: wait at once.
+        ready = not self.out
         while True:
-            try:
-                return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
-            except BlockingIOError:
-                pass
+            if ready:
+                try:
+                    return _RECV_VIEW[: raw.recv_into(_RECV_BUFFER)]
+                except BlockingIOError:
+                    pass
+            ready = True
             hub, io, timer, throw = self._idle or self._idle_watchers()
             if timer is None:
                 hub.wait(io)
@@ -249,6 +263,16 @@ class AjpConnection:
         )
 
     def _close(self) -> None:
+        if self._end_of_turn is not None:
+            self._end_of_turn.stop()
+        if self.out and not self.broken:
+            try:
+                self._send()  # a response still waiting for the end of the turn
+            except OSError:
+                pass
+        self.out.clear()
+        if self._draining is not None:
+            self._draining.kill()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -374,7 +398,11 @@ class AjpConnection:
             if self._next_packet() is None:
                 self.broken = True
                 return
-        self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
+        if self.reuse and self.raw is not None:
+            self.out.append(_END_RESPONSE_REUSE)
+            self._send_later()
+        else:
+            self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
 
     # -- Transport -----------------------------------------------------------------------
 
@@ -471,6 +499,8 @@ class AjpConnection:
 
     def _send(self, packet: bytes = b"") -> None:
         """Send what is held and `packet`, in one write."""
+        if self._draining is not None:
+            self._draining.join()  # what is held goes after what is being sent
         out = self.out
         if packet:
             out.append(packet)
@@ -483,6 +513,51 @@ class AjpConnection:
                 data = send_at_once(self.raw, data)
             if data:
                 self.sock.sendall(data)
+
+
+    def _send_later(self) -> None:
+        """Send what is held at the end of this turn of the event loop."""
+        if self._end_of_turn is None or not self._end_of_turn.pending:
+            if self._loop is None:
+                from gevent import get_hub
+
+                self._loop = get_hub().loop
+            self._end_of_turn = self._loop.run_callback(self._send_held)
+
+    def _send_held(self) -> None:
+        """The hub's end of turn: straight to the OS socket; a greenlet waits for room
+        for the rest, and any other send waits for that greenlet."""
+        out = self.out
+        if not out or self._draining is not None:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        try:
+            rest = send_at_once(self.raw, data)
+        except OSError:
+            self._abandon()
+            return
+        if rest:
+            from gevent import spawn
+
+            self._draining = spawn(self._drain, bytes(rest))
+
+    def _drain(self, rest: bytes) -> None:
+        try:
+            self.sock.sendall(rest)
+        except OSError:
+            self._abandon()
+        finally:
+            self._draining = None
+
+    def _abandon(self) -> None:
+        """The web server is gone or stopped reading: end the connection, which wakes the
+        greenlet waiting for its next request."""
+        self.broken = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _same_secret(given: str | None, expected: str) -> bool:

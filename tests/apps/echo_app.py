@@ -128,7 +128,10 @@ def make_application(node: str) -> Callable[[dict[str, Any], StartResponse], Ite
 
     def big(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         size = int(_query(environ, "bytes", "1048576"))
-        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        headers = [("Content-Type", "application/octet-stream")]
+        if _query(environ, "length", "") == "declared":
+            headers.append(("Content-Length", str(size)))
+        start_response("200 OK", headers)
         period = PATTERN * 262  # 65762 bytes, a whole number of periods
         block = 65536 - 65536 % len(PATTERN)
         sent = 0

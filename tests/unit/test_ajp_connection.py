@@ -453,3 +453,78 @@ def test_on_a_gevent_socket_an_idle_connection_closes_after_timeout(tmp_path):
         assert server.dead
     finally:
         node.close()
+
+
+def _responses(web: WebServer, count: int) -> list[Response]:
+    """The next `count` whole responses on a connection, in the order they came."""
+    responses = []
+    for _ in range(count):
+        response = Response()
+        while (m := web.message()) is not None and not isinstance(m, EndResponse):
+            if isinstance(m, SendHeaders):
+                response.status = m.status
+            else:
+                response.body += m.data
+        response.reuse = m.reuse if m is not None else None
+        responses.append(response)
+    return responses
+
+
+def _forward(target: str) -> bytes:
+    uri, _, query = target.partition("?")
+    return encode_forward_request(
+        ForwardRequest(req_uri=uri, query_string=query or None, remote_addr="192.0.2.7", server_name="node.example",
+                       headers=[("host", "node.example:8080"), ("content-length", "0")], secret=SECRET)
+    )
+
+
+def test_on_a_gevent_socket_two_requests_in_one_write_get_their_responses_in_order(node):
+    client, connection = _gevent_connection(node)
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    client.sendall(_forward("/app/info?first") + _forward("/app/info?second"))
+    first, second = _responses(web, 2)
+    assert (first.reuse, second.reuse) == (True, True)
+    assert first.page()["queryString"] == "first"
+    assert second.page()["queryString"] == "second"
+    client.close()
+    server.join(5)
+    assert server.dead
+
+
+def test_on_a_gevent_socket_a_shutdown_right_after_a_request_waits_for_its_whole_response(node):
+    client, connection = _gevent_connection(node)
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    client.sendall(_forward("/app/info?last") + encode_shutdown())
+    (response,) = _responses(web, 1)
+    assert (response.status, response.reuse) == (200, True)
+    assert response.page()["queryString"] == "last"
+    assert web.message() is None  # then the connection closes
+    server.join(5)
+    assert server.dead
+
+
+def test_on_a_gevent_socket_a_response_end_the_web_server_reads_late_arrives_whole(node):
+    client, connection = _gevent_connection(node)
+    # Small buffers on both ends: the end of the response cannot all leave at once.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    drained = []
+    drain = connection._drain
+    connection._drain = lambda rest: (drained.append(len(rest)), drain(rest))
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    size = 122_760  # one whole batch of packets, then 57 KB held for the End Response
+    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    gevent.sleep(0.2)  # not reading: the kernel's buffers fill up
+    (response,) = _responses(web, 1)
+    assert (response.status, response.reuse) == (200, True)
+    assert bytes(response.body) == pattern(size)
+    assert drained  # the rest went out through the greenlet that waits for room
+    client.sendall(_forward("/app/info?after"))
+    (after,) = _responses(web, 1)
+    assert after.page()["queryString"] == "after"
+    client.close()
+    server.join(5)
+    assert server.dead
