@@ -107,9 +107,19 @@ def apache_jk_front(workers: str) -> Apache:
     return apache(workers, "JkMount /* app")
 
 
-def tomcat(route: str = "node1") -> Tomcat:
-    """A Tomcat 10 (not started) with the test webapp and an AJP connector that needs the secret."""
-    return Tomcat(route=route, ajp_secret=AJP_SECRET, max_threads=TOMCAT_THREADS)
+#: Tomcat's stock server.xml logs every request with this valve; the pattern is ACCESS_LOG's.
+TOMCAT_ACCESS_LOG = (
+    '<Valve className="org.apache.catalina.valves.AccessLogValve" directory="logs" '
+    'prefix="access_log" suffix=".txt" pattern="%h %l %u %t &quot;%r&quot; %s %b %D"/>'
+)
+
+
+def tomcat(route: str = "node1", *, access_log: bool = False) -> Tomcat:
+    """A Tomcat 10 (not started) with the test webapp and an AJP connector that needs the secret;
+    with ``access_log``, a line per request as pyhttpd's ACCESS_LOG (for Tomcat as the system
+    compared, not as the back end every front end shares)."""
+    return Tomcat(route=route, ajp_secret=AJP_SECRET, max_threads=TOMCAT_THREADS,
+                  engine_xml=TOMCAT_ACCESS_LOG if access_log else "")
 
 
 @contextmanager
