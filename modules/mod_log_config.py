@@ -1,7 +1,10 @@
 """mod_log_config: access logs with LogFormat, CustomLog and TransferLog, in httpd's formats.
 
 A format is compiled once, when the config is read; a log line is one write(2) on a file
-opened with O_APPEND, so lines from every child of every generation land whole. The master
+opened with O_APPEND, so lines from every child of every generation land whole. With
+`BufferedLogs On` (httpd's, Off by default) a child gathers whole lines in memory and
+writes them LOG_BUFSIZE bytes at most at a time: when the next line would not fit, once a
+second, and when the child stops (lines of a child that is killed are lost). The master
 opens the files in post_config and the children inherit them; a restart opens them again
 (a rotated file is picked up) while children of the old generation finish their requests
 writing to the descriptors they have, so no line is lost across a graceful restart; the
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 
 from pyhttpd.config import Config
 from pyhttpd.conftree import ConfigError
-from pyhttpd.directive import Args, CmdParms, Context, Directive, DirectiveError
+from pyhttpd.directive import Args, CmdParms, Context, Directive, DirectiveError, set_flag
 from pyhttpd.hooks import Hooks
 from pyhttpd.module import OK, Module
 from pyhttpd.request import Request
@@ -38,6 +41,10 @@ COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"'
 PREDEFINED = {"common": COMMON, "combined": COMBINED}
 ORIGINAL_BY_DEFAULT = frozenset("sUTDr")
 KEEPALIVES_NOTE = "log_config.keepalives"
+#: httpd's buffer for BufferedLogs: what one write(2) carries at most, in whole lines.
+LOG_BUFSIZE = 4096
+#: Seconds between writes of what a child has buffered, so that a quiet server's log keeps up.
+BUFFER_FLUSH_INTERVAL = 1.0
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # -- escaping ---------------------------------------------------------------------------
@@ -369,12 +376,14 @@ def _parse(text: str) -> list[Item]:
 
 
 class LogFile:
-    """An access log file, appended to with one write(2) per line."""
+    """An access log file, appended to with one write(2) per line, or with `buffer` (not
+    None: BufferedLogs On) one write(2) per LOG_BUFSIZE bytes of whole lines."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.fd: int | None = None
         self._closer: weakref.finalize | None = None
+        self.buffer: bytearray | None = None
 
     def open(self) -> LogFile:
         """Open the file (a new descriptor each time: a rotated file is picked up)."""
@@ -391,6 +400,25 @@ class LogFile:
             self.open()
         assert self.fd is not None
         os.write(self.fd, data)
+
+    def buffered_write(self, line: bytes) -> None:
+        """Add a line to the buffer, writing what it holds first when the line does not fit
+        (a line longer than the buffer is written by itself, as httpd does)."""
+        buffer = self.buffer
+        assert buffer is not None
+        if len(buffer) + len(line) > LOG_BUFSIZE:
+            self.flush()
+            if len(line) > LOG_BUFSIZE:
+                self.write(line)
+                return
+        buffer += line
+
+    def flush(self) -> None:
+        """Write the buffered lines."""
+        if self.buffer:
+            data = bytes(self.buffer)
+            self.buffer.clear()
+            self.write(data)
 
     def close(self) -> None:
         if self._closer is not None:
@@ -428,6 +456,7 @@ class LogConfigServer:
     formats: dict[str, LogFormat] = field(default_factory=dict)
     default_format: LogFormat | None = None
     logs: list[CustomLog] | None = None
+    buffered: bool | None = None  # BufferedLogs, in the main server's config
 
 
 def _log_format(cmd: CmdParms, cfg: LogConfigServer, text: str, nickname: str | None = None) -> None:
@@ -473,6 +502,7 @@ class LogConfigModule(Module):
         Directive("LogFormat", Args.TAKE12, RSRC, "a log format string and optionally its nickname (common and combined are predefined)", _log_format, "format|nickname [nickname]"),
         Directive("CustomLog", Args.TAKE23, RSRC, "an access log file, its format string or nickname, and optionally env=[!]VAR", _custom_log, "file format|nickname [env=[!]environment-variable]"),
         Directive("TransferLog", Args.TAKE1, RSRC, "an access log file in the default format (the last LogFormat without nickname, else common)", _transfer_log, "file"),
+        Directive("BufferedLogs", Args.FLAG, Context.GLOBAL_ONLY, "gather each child's log lines in memory and write them 4 KB at a time (at least once a second and when the child stops)", set_flag("buffered"), "On|Off", "Off"),
     )
 
     def create_server_config(self, server: Server) -> LogConfigServer:
@@ -483,12 +513,15 @@ class LogConfigModule(Module):
             {**base.formats, **add.formats},
             add.default_format or base.default_format,
             add.logs if add.logs is not None else base.logs,
+            base.buffered,
         )
 
     def register_hooks(self, hooks: Hooks) -> None:
         hooks.register("check_config", check_config, module=self.name)
         hooks.register("post_config", open_logs, module=self.name)
         hooks.register("monitor", close_other_generations, module=self.name)
+        hooks.register("child_init", start_buffering, module=self.name)
+        hooks.register("child_stopped", flush_buffers, module=self.name)
         hooks.register("log_transaction", log_transaction, module=self.name)
 
 
@@ -552,6 +585,46 @@ def close_other_generations(config: Config) -> int:
     return OK
 
 
+def _child_logs(config: Config) -> list[LogFile]:
+    logs = {}
+    for server in config.servers:
+        for entry in server.module_config["log_config_module"].logs or ():
+            if entry.log is None:
+                entry.log = LogFile(entry.path)
+            logs[entry.path] = entry.log
+    return list(logs.values())
+
+
+def start_buffering(config: Config) -> None:
+    """child_init: with BufferedLogs On, give this child's logs their buffers and write
+    them out once a second from the event loop."""
+    if not config.main_server.module_config["log_config_module"].buffered:
+        return
+    logs = _child_logs(config)
+    for log in logs:
+        log.buffer = bytearray()
+    from gevent import get_hub
+
+    def flush() -> None:
+        for log in logs:
+            try:
+                log.flush()
+            except OSError:
+                pass  # a full disk: the lines are dropped, as an unbuffered write's would be
+
+    timer = get_hub().loop.timer(BUFFER_FLUSH_INTERVAL, BUFFER_FLUSH_INTERVAL)
+    timer.start(flush)
+    # Not a reason for the loop to keep running.
+    timer.ref = False
+
+
+def flush_buffers(config: Config) -> None:
+    """child_stopped: write what this child still holds."""
+    for log in _child_logs(config):
+        if log.buffer:
+            log.flush()
+
+
 def log_transaction(r: Request) -> int:
     """Write the request's line to each log of its server."""
     logs = r.server.module_config["log_config_module"].logs
@@ -563,7 +636,9 @@ def log_transaction(r: Request) -> int:
                 if log is None:
                     log = entry.log = LogFile(entry.path)
                 line = (entry.format.render(r) + "\n").encode("utf-8", "backslashreplace")
-                if log.fd is None:
+                if log.buffer is not None:
+                    log.buffered_write(line)
+                elif log.fd is None:
                     log.write(line)
                 else:
                     os.write(log.fd, line)

@@ -206,6 +206,10 @@ class _Child:
             self.pool.join(timeout=0.2)
         if len(self.pool):
             self.pool.kill(block=True, timeout=1)
+        try:
+            self.config.hooks.run_void("child_stopped", self.config)
+        except Exception:
+            self.log("error", f"child_stopped hook failed:\n{traceback.format_exc().rstrip()}")
         return CHILD_EXIT_OK
 
     def _connection_handler(self, cls: Any, listener: Listener) -> Any:

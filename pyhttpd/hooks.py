@@ -19,6 +19,7 @@ HOOKS: dict[str, tuple[str, str]] = {
     "post_config": (ALL_RUN, "after the config is read and checked (master, before fork)"),
     "child_init": (VOID_RUN, "in each child after fork"),
     "child_stopping": (VOID_RUN, "in a child that starts to stop (argument: graceful)"),
+    "child_stopped": (VOID_RUN, "in a child whose connections are all done, before it exits"),
     "monitor": (ALL_RUN, "in the master, about once a second"),
     "pre_connection": (ALL_RUN, "per connection, before the first request is read"),
     "post_read_request": (ALL_RUN, "request line and headers read"),

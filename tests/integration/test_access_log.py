@@ -188,3 +188,42 @@ def test_a_graceful_restart_reopens_a_rotated_log(pyhttpd_factory):
     assert "old-2" in rotated + current
     assert set(rotated + current) == {"before", "old-1", "old-2", "probe"}
     assert "probe" in current
+
+
+def test_buffered_logs_reach_the_file_within_a_second_or_two(pyhttpd_factory):
+    server = pyhttpd_factory(TIMED + "BufferedLogs On\n", files=FILES, start_servers=1)
+    fetch(server.port, "/hello.txt?id=quiet")
+    assert server.wait_for(lambda: len(log_lines(server)) == 1, 5)
+    assert logged_ids(log_lines(server)) == ["quiet"]
+
+
+def test_buffered_logs_lose_no_line_when_the_children_stop(pyhttpd_factory):
+    server = pyhttpd_factory(TIMED + "BufferedLogs On\n", files=FILES, start_servers=2)
+    load = Load(server.port, clients=4, count=100).start()
+    load.join()
+    assert len(load.answered) == 4 * 100
+    server.signal(signal.SIGUSR1)  # a graceful restart: the old children write what they hold
+    assert server.wait_for(lambda: server.log_text().count("Doing graceful restart") == 1)
+    assert server.wait_for(lambda: len(log_lines(server)) >= 400, 10)
+    first = logged_ids(log_lines(server))
+    assert sorted(first) == sorted(load.answered)
+    load = Load(server.port, clients=2, count=50).start()
+    load.join()
+    assert len(load.answered) == 2 * 50
+    assert server.stop() == 0  # and so do the children of a stopping server
+    assert sorted(logged_ids(log_lines(server))) == sorted(first + list(load.answered))
+
+
+def test_buffered_logs_belongs_to_the_main_server_only(pyhttpd_factory, tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(MODULES + "Listen 127.0.0.1:1\n<VirtualHost *:1>\nBufferedLogs On\n</VirtualHost>\n")
+    from pyhttpd.config import Config
+    from pyhttpd.conftree import ConfigError
+
+    try:
+        Config.load(str(conf))
+    except ConfigError as e:
+        assert (e.line, "BufferedLogs") == (4, e.directive) or "BufferedLogs" in str(e)
+        assert "bad.conf" in str(e)
+    else:
+        raise AssertionError("BufferedLogs inside <VirtualHost> was accepted")

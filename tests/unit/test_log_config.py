@@ -274,3 +274,25 @@ def test_a_log_that_cannot_be_opened_is_an_error_naming_the_line(tmp_path):
     with pytest.raises(ConfigError) as raised:
         static_config(tmp_path, "CustomLog nodir/sub/access_log common")
     assert "CustomLog: could not open transfer log file" in str(raised.value)
+
+
+def test_buffered_log_writes_whole_lines_a_buffer_at_a_time(tmp_path):
+    from modules.mod_log_config import LOG_BUFSIZE
+
+    log = LogFile(str(tmp_path / "access_log")).open()
+    log.buffer = bytearray()
+    line = b"x" * 99 + b"\n"
+    per_buffer = LOG_BUFSIZE // len(line)
+    for _ in range(per_buffer):
+        log.buffered_write(line)
+    assert os.path.getsize(log.path) == 0  # all held
+    log.buffered_write(line)  # does not fit: the full buffer goes first
+    assert os.path.getsize(log.path) == per_buffer * len(line)
+    long_line = b"y" * (LOG_BUFSIZE + 10) + b"\n"
+    log.buffered_write(long_line)  # longer than the buffer: the held line, then it, alone
+    assert os.path.getsize(log.path) == (per_buffer + 1) * len(line) + len(long_line)
+    log.buffered_write(line)
+    log.flush()
+    lines = open(log.path, "rb").read().splitlines(keepends=True)
+    assert lines == [line] * (per_buffer + 1) + [long_line, line]
+    log.close()
