@@ -1196,6 +1196,12 @@ def run_agent(settings: ClusterSettings, log: Log) -> None:
     gevent.reinit()
     for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGWINCH, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+    if settings.agent_nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, settings.agent_nice)
+        except OSError as exc:
+            log("warn", f"SessionAgentNice {settings.agent_nice}: {exc.strerror} (a nice value below "
+                f"the master's needs root or CAP_SYS_NICE); the agent runs at nice {os.getpriority(os.PRIO_PROCESS, 0)}")
     agent = SessionAgent(settings, log)
     gevent.signal_handler(signal.SIGTERM, agent.stop)
     parent = os.getppid()

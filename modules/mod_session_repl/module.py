@@ -206,6 +206,7 @@ DIRECTIVES = (
     Directive("ClusterStateTransferTimeout", Args.TAKE1, GLOBAL, "seconds a starting node waits for the sessions of the others before it serves", _setter("state_transfer_timeout", _positive_seconds), "seconds", "60"),
     Directive("SessionStore", Args.TAKE1, GLOBAL, "keep sessions in Redis instead of the node's session agent", _setter("store_url", lambda cmd, v: parse_store_url(v)), "redis://host:port/db"),
     Directive("SessionAgentSocket", Args.TAKE1, GLOBAL, "Unix socket between the children and the session agent", _setter("agent_socket", _socket_path), "file-path", "logs/session_agent.sock"),
+    Directive("SessionAgentNice", Args.TAKE1, GLOBAL, "nice value of the session agent (-20 to 19; below the master's needs root): lower lets it answer every child and member before the children take the CPU again", _setter("agent_nice", lambda cmd, v: parse_int(cmd.directive.name, v, -20, 19)), "nice", "the master's"),
 )  # fmt: skip
 
 

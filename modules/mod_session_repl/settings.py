@@ -55,6 +55,7 @@ class SessionReplConfig:
     state_transfer_timeout: float | None = None
     store_url: str | None = None
     agent_socket: str | None = None
+    agent_nice: int | None = None
     where: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     @property
@@ -88,6 +89,7 @@ class ClusterSettings:
     state_transfer_timeout: float
     max_inactive: int
     agent_socket: str
+    agent_nice: int | None = None  # SessionAgentNice; None: the master's
 
     @property
     def member_id(self) -> str:
@@ -120,6 +122,7 @@ class ClusterSettings:
             ),
             max_inactive=cfg.effective_max_inactive,
             agent_socket=resolve(cfg.agent_socket or DEFAULT_AGENT_SOCKET),
+            agent_nice=cfg.agent_nice,
         )
 
 

@@ -223,3 +223,13 @@ def test_backup_replication_keeps_one_copy_and_survives_a_crash(node_set):
     for browser in browsers:  # node2 pulls what node3 holds
         assert browser.get("/app/count", port=node2.port)["count"] == "3"
     assert node2.status()["counters"]["pulls"] >= held[1]
+
+
+def test_the_session_agent_runs_at_the_session_agent_nice_value(node_set):
+    (node,) = node_set.start(1, extra="SessionAgentNice 7\n")
+    agent = psutil.Process(node.status()["pid"])
+    assert agent.nice() == 7
+    assert psutil.Process(node.server.pid).nice() == 0  # the master and children keep theirs
+    browser = Browser(node.port)
+    browser.get("/app/count")
+    assert browser.get("/app/count")["count"] == "2"

@@ -35,7 +35,7 @@ def settings(config: Config):
 def test_a_node_without_cluster_directives_keeps_sessions_local(tmp_path):
     s = settings(load(tmp_path, ""))
     assert s.replication == "off" and not s.clustered
-    assert s.max_inactive == 1800 and s.route is None
+    assert s.max_inactive == 1800 and s.route is None and s.agent_nice is None
     assert s.agent_socket == str(tmp_path / "logs" / "session_agent.sock")
 
 
@@ -59,13 +59,14 @@ def test_every_cluster_directive_is_read(tmp_path):
             "SessionReplicationMode async\nClusterListen 10.0.0.2:4000\n"
             "ClusterMulticast 228.0.0.4:45564\nClusterSecretFile cluster.secret\n"
             "ClusterStateTransferTimeout 2.5\nSessionMaxInactive 60\n"
-            "SessionAgentSocket run/agent.sock\n",
+            "SessionAgentSocket run/agent.sock\nSessionAgentNice -5\n",
         )
     )
     assert (s.route, s.route_rebind, s.replication, s.sync) == ("n-2", False, "backup", False)
     assert s.listen == ("10.0.0.2", 4000) and s.multicast == ("228.0.0.4", 45564)
     assert s.secret == b"s" * 40 and s.state_transfer_timeout == 2.5 and s.max_inactive == 60
     assert s.agent_socket == str(tmp_path / "run" / "agent.sock")
+    assert s.agent_nice == -5
 
 
 def test_cookie_settings_may_differ_per_virtual_host(tmp_path):
@@ -113,6 +114,8 @@ def test_a_redis_store_needs_no_agent(tmp_path):
         ("ClusterSecretFile /no/such/file\n", 3, "ClusterSecretFile", "cannot read"),
         ("ClusterStateTransferTimeout 0\n", 3, "ClusterStateTransferTimeout", "more than 0"),
         ("SessionStore memcached://x:1\n", 3, "SessionStore", "not a redis:// URL"),
+        ("SessionAgentNice 20\n", 3, "SessionAgentNice", "above the maximum of 19"),
+        ("SessionAgentNice high\n", 3, "SessionAgentNice", "not an integer"),
         ("SessionStore redis://h:1/db\n", 3, "SessionStore", "must be a number"),
         ("SessionRoute n1\nClusterListen 127.0.0.1:4001\n", 4, "ClusterListen", "needs ClusterSecret"),
         (f"ClusterListen 127.0.0.1:4001\nClusterSecret {SECRET}\n", 3, "ClusterListen", "needs SessionRoute"),
