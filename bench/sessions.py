@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.integration.session_nodes import Browser, Node, start_all  # noqa: E402
 from tests.peers.ports import free_port  # noqa: E402
 
-BENCH_CONF = "MaxKeepAliveRequests 0\nLogLevel warn\n"
+# The agents run before the children take the CPU again (it needs root; else a warning).
+BENCH_CONF = "MaxKeepAliveRequests 0\nLogLevel warn\nSessionAgentNice -5\n"
 WRITE_BYTES = 256
 
 # wrk: every request writes one of the sessions, chosen at random.
