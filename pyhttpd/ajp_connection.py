@@ -265,9 +265,10 @@ class AjpConnection:
     def _close(self) -> None:
         if self._end_of_turn is not None:
             self._end_of_turn.stop()
-        if self.out and not self.broken:
+        if not self.broken:
             try:
-                self._send()  # a response still waiting for the end of the turn
+                # What waits for the end of the turn, after what a greenlet is sending.
+                self._send()
             except OSError:
                 pass
         self.out.clear()

@@ -528,3 +528,22 @@ def test_on_a_gevent_socket_a_response_end_the_web_server_reads_late_arrives_who
     client.close()
     server.join(5)
     assert server.dead
+
+
+def test_on_a_gevent_socket_a_shutdown_while_the_response_end_waits_for_room_lets_it_finish(node):
+    client, connection = _gevent_connection(node)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    size = 122_760
+    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    gevent.sleep(0.2)  # the end of the response waits for room
+    client.sendall(encode_shutdown())
+    gevent.sleep(0.2)  # the container reads the Shutdown and closes: after the response
+    (response,) = _responses(web, 1)
+    assert (response.status, response.reuse) == (200, True)
+    assert bytes(response.body) == pattern(size)
+    assert web.message() is None
+    server.join(5)
+    assert server.dead
