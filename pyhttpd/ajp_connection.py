@@ -515,7 +515,6 @@ class AjpConnection:
             if data:
                 self.sock.sendall(data)
 
-
     def _send_later(self) -> None:
         """Send what is held at the end of this turn of the event loop."""
         if self._end_of_turn is None or not self._end_of_turn.pending:
@@ -527,7 +526,7 @@ class AjpConnection:
 
     def _send_held(self) -> None:
         """The hub's end of turn: straight to the OS socket; a greenlet waits for room
-        for the rest, and any other send waits for that greenlet."""
+        for the rest (and what is held meanwhile), and any other send waits for it."""
         out = self.out
         if not out or self._draining is not None:
             return
@@ -545,7 +544,10 @@ class AjpConnection:
 
     def _drain(self, rest: bytes) -> None:
         try:
-            self.sock.sendall(rest)
+            while rest:
+                self.sock.sendall(rest)
+                rest = b"".join(self.out)
+                self.out.clear()
         except OSError:
             self._abandon()
         finally:

@@ -508,8 +508,8 @@ def test_on_a_gevent_socket_a_shutdown_right_after_a_request_waits_for_its_whole
 def test_on_a_gevent_socket_a_response_end_the_web_server_reads_late_arrives_whole(node):
     client, connection = _gevent_connection(node)
     # Small buffers on both ends: the end of the response cannot all leave at once.
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
     drained = []
     drain = connection._drain
     connection._drain = lambda rest: (drained.append(len(rest)), drain(rest))
@@ -532,8 +532,8 @@ def test_on_a_gevent_socket_a_response_end_the_web_server_reads_late_arrives_who
 
 def test_on_a_gevent_socket_a_shutdown_while_the_response_end_waits_for_room_lets_it_finish(node):
     client, connection = _gevent_connection(node)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
     server = gevent.spawn(connection.serve)
     web = WebServer(client, server)
     size = 122_760
@@ -545,5 +545,30 @@ def test_on_a_gevent_socket_a_shutdown_while_the_response_end_waits_for_room_let
     assert (response.status, response.reuse) == (200, True)
     assert bytes(response.body) == pattern(size)
     assert web.message() is None
+    server.join(5)
+    assert server.dead
+
+
+def test_on_a_gevent_socket_a_response_ended_while_another_waits_for_room_follows_it(node):
+    client, connection = _gevent_connection(node)
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    client.settimeout(5)
+    server = gevent.spawn(connection.serve)
+    web = WebServer(client, server)
+    size = 122_760
+    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    got = 0
+    while got < 66_000:  # the first batch of packets, not the 57 KB held for the End Response
+        data = client.recv(8192)
+        web.reader.feed(data)
+        got += len(data)
+    gevent.sleep(0.2)  # the end of the first response waits for room
+    client.sendall(_forward("/app/info?second"))  # served meanwhile; its end is held after it
+    gevent.sleep(0.2)
+    first, second = _responses(web, 2)
+    assert (first.reuse, bytes(first.body)) == (True, pattern(size))
+    assert (second.reuse, second.page()["queryString"]) == (True, "second")
+    client.close()
     server.join(5)
     assert server.dead
