@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,8 @@ class PyHttpd:
         args: tuple[str, ...] = (),
         root: str | None = None,
     ) -> None:
+        self._owns_root = root is None  # a temporary ServerRoot, removed by close()
+        self._closed_log: str | None = None
         self.root = Path(root or tempfile.mkdtemp(prefix="pyhttpd-"))
         (self.root / "logs").mkdir(exist_ok=True)
         (self.root / "htdocs").mkdir(exist_ok=True)
@@ -109,11 +112,18 @@ class PyHttpd:
             return self.proc.wait(5)
 
     def close(self) -> None:
+        """Stop the server; remove its ServerRoot if it was a temporary one (its logs stay
+        readable through log_text(), as the peers'), so that load runs leave no big logs."""
         self.stop()
         if getattr(self, "stdout", None):
             self.stdout.close()
+        if self._owns_root and self.root.exists():
+            self._closed_log = self.log_text()
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def log_text(self) -> str:
+        if self._closed_log is not None:
+            return self._closed_log
         parts = []
         for name in ("stdout", "error_log"):
             path = self.root / "logs" / name

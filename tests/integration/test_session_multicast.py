@@ -154,6 +154,7 @@ def namespaced_nodes(network: Network) -> Iterator[list[NamespacedNode]]:
             node.stop()
         for node in nodes:
             print(f"===== {node.route} =====\n{node.server.log_text()[-4000:]}")
+            node.server.close()  # its process is stopped: this removes its ServerRoot
 
 
 def alive_members(node: NamespacedNode) -> set[str]:
@@ -200,6 +201,7 @@ def test_a_node_with_another_secret_is_not_admitted(network, namespaced_nodes):
     stranger.server.write_conf(
         stranger.server.conf_path.read_text().replace(CLUSTER_SECRET, "x" * 40)
     )
+    namespaced_nodes[2].server.close()  # the node3 it replaces never starts
     namespaced_nodes[2] = stranger
     for node in (node1, node2, stranger):
         node.start()
