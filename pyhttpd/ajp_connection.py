@@ -17,11 +17,11 @@ match the secret of every request, else 403 and the connection closes, as Tomcat
 A malformed packet closes this connection and nothing else.
 
 On a gevent socket the packets that end a response on a reused connection leave at the
-end of the event loop's turn, from a callback of the hub, after the child has served
-every request that was ready: sending wakes the web server's thread, which on a busy
-machine takes the CPU from the child in the middle of its batch, and every such switch
-costs both sides their caches. The web server sends no next request on that connection
-before it has the End Response, so nothing waits for these bytes but the web server.
+end of the event loop's turn (a BatchSender), after the child has served every request
+that was ready: sending wakes the web server's thread, which on a busy machine takes the
+CPU from the child in the middle of its batch, and every such switch costs both sides
+their caches. The web server sends no next request on that connection before it has the
+End Response, so nothing waits for these bytes but the web server.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from modules.mod_jk.ajp13 import (
     max_body_chunk_size,
     max_send_body_chunk_size,
 )
+from pyhttpd.batch_send import BatchSender
 from pyhttpd.child import graceful_stop_requested
 from pyhttpd.headers import Headers
 from pyhttpd.http_request import process_request, reason_phrase, send_error_response
@@ -59,7 +60,7 @@ from pyhttpd.module import OK
 from pyhttpd.request import Connection, Request
 from pyhttpd.scoreboard import SERVER_BUSY_KEEPALIVE, SERVER_BUSY_READ
 from pyhttpd.server import select_server
-from pyhttpd.socket_direct import os_socket, send_at_once
+from pyhttpd.socket_direct import os_socket
 from pyhttpd.uri import UriError, decode_path, parse_host, split_target
 
 if TYPE_CHECKING:
@@ -107,7 +108,8 @@ class AjpConnection:
         self.timeout = config.main_server.core.timeout
         self.reader = PacketReader(MAGIC_TO_CONTAINER, self.packet_size)
         self._idle: tuple[Any, Any, Any, Any] | None = None  # see _recv_idle
-        self._loop: Any = None  # the hub's loop, for _send_later
+        # Every send on a gevent socket goes through it, so that order is kept.
+        self.sender = BatchSender(sock, self._abandon) if self.raw is not None else None
         self.body_chunk_size = max_body_chunk_size(self.packet_size)
         self.send_chunk_size = max_send_body_chunk_size(self.packet_size)
         local = sock.getsockname()
@@ -116,9 +118,7 @@ class AjpConnection:
         self.connection = Connection(addr[0], addr[1], local[0], local[1], "ajp13", slot)
         self.reuse = True
         self.broken = False  # a protocol error: close without End Response
-        self.out: list[bytes] = []  # packets not sent yet, in order
-        self._end_of_turn: Any = None  # the hub's callback that sends `out` (see _send_later)
-        self._draining: Any = None  # the greenlet sending what the OS socket did not take
+        self.out: list[bytes] = []  # packets of the response not sent yet
         self.body_left: int | None = None  # response bytes still due by Content-Length
         # body of the current request
         self.first_body_pending = False
@@ -223,7 +223,7 @@ class AjpConnection:
             finally:
                 self.sock.settimeout(self.timeout or None)
         # Nothing can have come while the response is still unsent: wait at once.
-        ready = not self.out
+        ready = not self.sender.busy
         while True:
             if ready:
                 try:
@@ -263,17 +263,14 @@ class AjpConnection:
         )
 
     def _close(self) -> None:
-        if self._end_of_turn is not None:
-            self._end_of_turn.stop()
         if not self.broken:
             try:
-                # What waits for the end of the turn, after what a greenlet is sending.
-                self._send()
+                self._send()  # what still waits for the end of the turn
             except OSError:
                 pass
+        elif self.sender is not None:
+            self.sender.discard()
         self.out.clear()
-        if self._draining is not None:
-            self._draining.kill()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -399,9 +396,10 @@ class AjpConnection:
             if self._next_packet() is None:
                 self.broken = True
                 return
-        if self.reuse and self.raw is not None:
+        if self.reuse and self.sender is not None:
             self.out.append(_END_RESPONSE_REUSE)
-            self._send_later()
+            self.sender.send(b"".join(self.out))
+            self.out.clear()
         else:
             self._send(_END_RESPONSE_REUSE if self.reuse else _END_RESPONSE_CLOSE)
 
@@ -499,61 +497,18 @@ class AjpConnection:
         self._send(encode_send_body_chunk(b"", self.packet_size))
 
     def _send(self, packet: bytes = b"") -> None:
-        """Send what is held and `packet`, in one write."""
-        if self._draining is not None:
-            self._draining.join()  # what is held goes after what is being sent
+        """Send what is held and `packet`, in one write, after what the sender holds."""
         out = self.out
         if packet:
             out.append(packet)
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
-            # Straight to the OS socket when its buffer takes it all (the usual case);
-            # sendall(), which waits up to Timeout, only for what is left.
-            if self.raw is not None:
-                data = send_at_once(self.raw, data)
-            if data:
-                self.sock.sendall(data)
-
-    def _send_later(self) -> None:
-        """Send what is held at the end of this turn of the event loop."""
-        if self._end_of_turn is None or not self._end_of_turn.pending:
-            if self._loop is None:
-                from gevent import get_hub
-
-                self._loop = get_hub().loop
-            self._end_of_turn = self._loop.run_callback(self._send_held)
-
-    def _send_held(self) -> None:
-        """The hub's end of turn: straight to the OS socket; a greenlet waits for room
-        for the rest (and what is held meanwhile), and any other send waits for it."""
-        out = self.out
-        if not out or self._draining is not None:
-            return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
-        try:
-            rest = send_at_once(self.raw, data)
-        except OSError:
-            self._abandon()
-            return
-        if rest:
-            from gevent import spawn
+        if self.sender is not None:
+            self.sender.send_now(data)
+        elif data:
+            self.sock.sendall(data)
 
-            self._draining = spawn(self._drain, bytes(rest))
-
-    def _drain(self, rest: bytes) -> None:
-        try:
-            while rest:
-                self.sock.sendall(rest)
-                rest = b"".join(self.out)
-                self.out.clear()
-        except OSError:
-            self._abandon()
-        finally:
-            self._draining = None
-
-    def _abandon(self) -> None:
+    def _abandon(self, error: OSError | None = None) -> None:
         """The web server is gone or stopped reading: end the connection, which wakes the
         greenlet waiting for its next request."""
         self.broken = True

@@ -57,7 +57,8 @@ from gevent.hub import get_hub
 from gevent.pool import Group
 from gevent.server import StreamServer
 
-from .direct_send import BatchSender
+from pyhttpd.batch_send import BatchSender
+
 from .membership import Member, Membership
 from .multicast import MulticastService
 from .peer import PeerLink, percentile

@@ -18,10 +18,10 @@ from gevent import socket as gsocket
 from gevent.hub import Waiter, get_hub
 from gevent.lock import Semaphore
 
+from pyhttpd.batch_send import BatchSender
 from pyhttpd.socket_direct import os_socket
 
 from .backend import SessionGone, SessionStoreUnavailable, SessionTooLarge
-from .direct_send import BatchSender
 from .session import Delta, Session
 from .wire import FrameError, FrameReader, FrameWriter, MessageType, WireError
 

@@ -8,7 +8,7 @@ later frame is bound to the peer's nonce and tagged with the cluster secret
 (see :mod:`.wire`), and a frame that fails any check closes the link unread.
 
 Frames are encoded as they are sent and leave in order, those of one turn of
-the event loop together in one send (see :class:`.direct_send.BatchSender`);
+the event loop together in one send (see :class:`pyhttpd.batch_send.BatchSender`);
 only frames sent before the peer's HELLO arrives wait in a queue, since they
 must name its nonce.  A slow peer only slows its own link.  A request may wait
 for its answer: an ACK names the request's sequence number in ``seq`` (and,
@@ -28,7 +28,8 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from .direct_send import BatchSender
+from pyhttpd.batch_send import BatchSender
+
 from .wire import (
     DEFAULT_MAX_FRAME,
     AuthError,

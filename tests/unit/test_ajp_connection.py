@@ -478,97 +478,93 @@ def _forward(target: str) -> bytes:
     )
 
 
-def test_on_a_gevent_socket_two_requests_in_one_write_get_their_responses_in_order(node):
+# One batch of packets (8 x 8184 bytes) goes out while the application writes; the rest,
+# about 57 KB, is held for the End Response and cannot all leave at once through the small
+# socket buffers of _served(small_buffers=True).
+HELD_SIZE = 122_760
+HELD_TARGET = f"/app/big?bytes={HELD_SIZE}&length=declared"
+
+
+def _served(node: Node, *, small_buffers: bool = False) -> tuple[WebServer, AjpConnection]:
+    """A connection on gevent sockets served in a greenlet (web.thread), the web server's end."""
     client, connection = _gevent_connection(node)
-    server = gevent.spawn(connection.serve)
-    web = WebServer(client, server)
-    client.sendall(_forward("/app/info?first") + _forward("/app/info?second"))
+    if small_buffers:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    client.settimeout(5)
+    return WebServer(client, gevent.spawn(connection.serve)), connection
+
+
+def _closed_by_the_web_server(web: WebServer) -> bool:
+    web.sock.close()
+    web.thread.join(5)
+    return web.thread.dead
+
+
+def test_on_a_gevent_socket_two_requests_in_one_write_get_their_responses_in_order(node):
+    web, _ = _served(node)
+    web.sock.sendall(_forward("/app/info?first") + _forward("/app/info?second"))
     first, second = _responses(web, 2)
     assert (first.reuse, second.reuse) == (True, True)
     assert first.page()["queryString"] == "first"
     assert second.page()["queryString"] == "second"
-    client.close()
-    server.join(5)
-    assert server.dead
+    assert _closed_by_the_web_server(web)
 
 
 def test_on_a_gevent_socket_a_shutdown_right_after_a_request_waits_for_its_whole_response(node):
-    client, connection = _gevent_connection(node)
-    server = gevent.spawn(connection.serve)
-    web = WebServer(client, server)
-    client.sendall(_forward("/app/info?last") + encode_shutdown())
+    web, _ = _served(node)
+    web.sock.sendall(_forward("/app/info?last") + encode_shutdown())
     (response,) = _responses(web, 1)
     assert (response.status, response.reuse) == (200, True)
     assert response.page()["queryString"] == "last"
     assert web.message() is None  # then the connection closes
-    server.join(5)
-    assert server.dead
+    web.thread.join(5)
+    assert web.thread.dead
 
 
 def test_on_a_gevent_socket_a_response_end_the_web_server_reads_late_arrives_whole(node):
-    client, connection = _gevent_connection(node)
-    # Small buffers on both ends: the end of the response cannot all leave at once.
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    web, connection = _served(node, small_buffers=True)
     drained = []
-    drain = connection._drain
-    connection._drain = lambda rest: (drained.append(len(rest)), drain(rest))
-    server = gevent.spawn(connection.serve)
-    web = WebServer(client, server)
-    size = 122_760  # one whole batch of packets, then 57 KB held for the End Response
-    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    drain = connection.sender._drain
+    connection.sender._drain = lambda rest: (drained.append(len(rest)), drain(rest))
+    web.sock.sendall(_forward(HELD_TARGET))
     gevent.sleep(0.2)  # not reading: the kernel's buffers fill up
     (response,) = _responses(web, 1)
     assert (response.status, response.reuse) == (200, True)
-    assert bytes(response.body) == pattern(size)
+    assert bytes(response.body) == pattern(HELD_SIZE)
     assert drained  # the rest went out through the greenlet that waits for room
-    client.sendall(_forward("/app/info?after"))
+    web.sock.sendall(_forward("/app/info?after"))
     (after,) = _responses(web, 1)
     assert after.page()["queryString"] == "after"
-    client.close()
-    server.join(5)
-    assert server.dead
+    assert _closed_by_the_web_server(web)
 
 
 def test_on_a_gevent_socket_a_shutdown_while_the_response_end_waits_for_room_lets_it_finish(node):
-    client, connection = _gevent_connection(node)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-    server = gevent.spawn(connection.serve)
-    web = WebServer(client, server)
-    size = 122_760
-    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    web, _ = _served(node, small_buffers=True)
+    web.sock.sendall(_forward(HELD_TARGET))
     gevent.sleep(0.2)  # the end of the response waits for room
-    client.sendall(encode_shutdown())
+    web.sock.sendall(encode_shutdown())
     gevent.sleep(0.2)  # the container reads the Shutdown and closes: after the response
     (response,) = _responses(web, 1)
     assert (response.status, response.reuse) == (200, True)
-    assert bytes(response.body) == pattern(size)
+    assert bytes(response.body) == pattern(HELD_SIZE)
     assert web.message() is None
-    server.join(5)
-    assert server.dead
+    web.thread.join(5)
+    assert web.thread.dead
 
 
 def test_on_a_gevent_socket_a_response_ended_while_another_waits_for_room_follows_it(node):
-    client, connection = _gevent_connection(node)
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-    client.settimeout(5)
-    server = gevent.spawn(connection.serve)
-    web = WebServer(client, server)
-    size = 122_760
-    client.sendall(_forward(f"/app/big?bytes={size}&length=declared"))
+    web, _ = _served(node, small_buffers=True)
+    web.sock.sendall(_forward(HELD_TARGET))
     got = 0
-    while got < 66_000:  # the first batch of packets, not the 57 KB held for the End Response
-        data = client.recv(8192)
+    while got < 66_000:  # the first batch of packets, not what is held for the End Response
+        data = web.sock.recv(8192)
         web.reader.feed(data)
         got += len(data)
     gevent.sleep(0.2)  # the end of the first response waits for room
-    client.sendall(_forward("/app/info?second"))  # served meanwhile; its end is held after it
+    web.sock.sendall(_forward("/app/info?second"))  # served meanwhile; its end is held after it
     gevent.sleep(0.2)
     first, second = _responses(web, 2)
-    assert (first.reuse, bytes(first.body)) == (True, pattern(size))
+    assert (first.reuse, bytes(first.body)) == (True, pattern(HELD_SIZE))
     assert (second.reuse, second.page()["queryString"]) == (True, "second")
-    client.close()
-    server.join(5)
-    assert server.dead
+    assert _closed_by_the_web_server(web)
