@@ -621,8 +621,7 @@ def start_buffering(config: Config) -> None:
 def flush_buffers(config: Config) -> None:
     """child_stopped: write what this child still holds."""
     for log in _child_logs(config):
-        if log.buffer:
-            log.flush()
+        log.flush()
 
 
 def log_transaction(r: Request) -> int:

@@ -213,17 +213,3 @@ def test_buffered_logs_lose_no_line_when_the_children_stop(pyhttpd_factory):
     assert server.stop() == 0  # and so do the children of a stopping server
     assert sorted(logged_ids(log_lines(server))) == sorted(first + list(load.answered))
 
-
-def test_buffered_logs_belongs_to_the_main_server_only(pyhttpd_factory, tmp_path):
-    conf = tmp_path / "bad.conf"
-    conf.write_text(MODULES + "Listen 127.0.0.1:1\n<VirtualHost *:1>\nBufferedLogs On\n</VirtualHost>\n")
-    from pyhttpd.config import Config
-    from pyhttpd.conftree import ConfigError
-
-    try:
-        Config.load(str(conf))
-    except ConfigError as e:
-        assert (e.line, "BufferedLogs") == (4, e.directive) or "BufferedLogs" in str(e)
-        assert "bad.conf" in str(e)
-    else:
-        raise AssertionError("BufferedLogs inside <VirtualHost> was accepted")

@@ -262,6 +262,7 @@ def test_lines_written_by_many_processes_never_tear(tmp_path):
         ('CustomLog "|/usr/bin/rotatelogs x" common', "piped logs are not supported"),
         ("CustomLog logs/x common env=", "env= needs a variable name"),
         ("CustomLog logs/x common expr=true", "the condition must be env=[!]VARIABLE"),
+        ("<VirtualHost *:80>\nBufferedLogs On\n</VirtualHost>", "httpd.conf:12: BufferedLogs: BufferedLogs not allowed here"),
     ],
 )
 def test_bad_formats_are_config_errors_naming_the_line(tmp_path, conf, message):
